@@ -1,0 +1,54 @@
+# The project's one entry point for people and CI: make run, make test, make lint, make bench.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+CHARTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export CHARTER_TEST_POSTGRES_URL
+
+.PHONY: run test lint typecheck test-sqlite test-postgres bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUN_STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(DEV_STAMP): $(RUN_STAMP) pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: $(RUN_STAMP)
+	$(BIN)/charter init
+	$(BIN)/charter serve
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+test-sqlite: $(DEV_STAMP)
+	CHARTER_TEST_DATABASE=sqlite $(BIN)/pytest
+
+# The whole suite again on PostgreSQL. Under CI (CI=true) PostgreSQL is required.
+test-postgres: $(DEV_STAMP)
+	@if $(BIN)/python -m tests.postgres_ready; then \
+		CHARTER_TEST_DATABASE=postgres $(BIN)/pytest; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "PostgreSQL is required under CI and does not answer"; exit 1; \
+	else \
+		echo "PostgreSQL does not answer: the PostgreSQL run is skipped (CI requires it)"; \
+	fi
+
+test: lint typecheck test-sqlite test-postgres
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench $(if $(BENCH),--only $(BENCH),)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

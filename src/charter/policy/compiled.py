@@ -1,0 +1,99 @@
+"""The policy compiled to in-memory tables, so that a decision is a few dictionary look-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from charter.policy.references import expand_categories
+from charter.policy.schema import Basis, CollectionPoint, Policy, Recipient, RetentionRule
+
+
+@dataclass(frozen=True, slots=True)
+class DataMapEntry:
+    """One category of personal data: who uses it, who receives it, how long it is kept."""
+
+    category: str
+    label: str
+    purposes: tuple[str, ...]
+    recipients: tuple[str, ...]
+    keep: str
+    months: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "label": self.label,
+            "purposes": list(self.purposes),
+            "recipients": list(self.recipients),
+            "retention": {"keep": self.keep, "months": self.months},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """Look-up tables derived from one `Policy`; build it with `compile_policy`."""
+
+    policy: Policy
+    version: str
+    categories: frozenset[str]
+    purpose_basis: Mapping[str, Basis]
+    purpose_categories: Mapping[str, frozenset[str]]
+    sale_or_sharing: frozenset[str]
+    role_purposes: Mapping[str, frozenset[str]]
+    role_permissions: Mapping[str, frozenset[str]]
+    collection_points: Mapping[str, CollectionPoint]
+    recipients: Mapping[str, Recipient]
+    retention: Mapping[str, RetentionRule]
+    datamap: tuple[DataMapEntry, ...]
+
+    def expand(self, reference: str) -> list[str]:
+        """The leaf categories `reference` (a category or a group) stands for."""
+        return expand_categories(reference, sorted(self.categories))
+
+
+def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(mapping)
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    """Compile a loaded (and therefore checked) policy into look-up tables."""
+    leaves = [c.id for c in policy.categories]
+    purpose_categories = {
+        p.id: frozenset(leaf for ref in p.categories for leaf in expand_categories(ref, leaves))
+        for p in policy.purposes
+    }
+    retention = {
+        leaf: rule for rule in policy.retention.rules for leaf in expand_categories(rule.category, leaves)
+    }
+    recipient_categories = {
+        r.id: {leaf for ref in r.categories for leaf in expand_categories(ref, leaves)}
+        for r in policy.recipients
+    }
+    datamap = tuple(
+        DataMapEntry(
+            category=c.id,
+            label=c.label,
+            purposes=tuple(p.id for p in policy.purposes if c.id in purpose_categories[p.id]),
+            recipients=tuple(r.id for r in policy.recipients if c.id in recipient_categories[r.id]),
+            keep=retention[c.id].keep,
+            months=retention[c.id].months,
+        )
+        for c in policy.categories
+    )
+    return CompiledPolicy(
+        policy=policy,
+        version=policy.organisation.version,
+        categories=frozenset(leaves),
+        purpose_basis=_frozen({p.id: p.basis for p in policy.purposes}),
+        purpose_categories=_frozen(purpose_categories),
+        sale_or_sharing=frozenset(p.id for p in policy.purposes if p.sale_or_sharing),
+        role_purposes=_frozen({r.id: frozenset(r.purposes) for r in policy.roles}),
+        role_permissions=_frozen({r.id: frozenset(r.permissions) for r in policy.roles}),
+        collection_points=_frozen({c.id: c for c in policy.collection_points}),
+        recipients=_frozen({r.id: r for r in policy.recipients}),
+        retention=_frozen(retention),
+        datamap=datamap,
+    )
