@@ -5,21 +5,23 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from charter.clock import Clock, SystemClock
+from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
 from charter.web.errors import install_error_handlers
 from charter.web.limits import BodySizeLimit
-from charter.web.routes import health, policy
+from charter.web.routes import audit, health, policy, staff
 from charter.web.runtime import Runtime
 
 
 def create_app(
     settings: Settings,
     compiled: CompiledPolicy,
+    db: Database,
     *,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """Build the ASGI app for one loaded policy."""
+    """Build the ASGI app for one loaded policy and one database."""
     app = FastAPI(
         title="Charter",
         summary="OMNI's privacy policy, kept at run time.",
@@ -28,9 +30,9 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.runtime = Runtime(settings=settings, policy=compiled, clock=clock or SystemClock())
+    app.state.runtime = Runtime(settings=settings, policy=compiled, db=db, clock=clock or SystemClock())
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(policy.router)
+    for module in (health, policy, staff, audit):
+        app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from charter.policy.compiled import CompiledPolicy
 from charter.web.runtime import Runtime
@@ -17,9 +19,25 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def get_policy(runtime: Annotated[Runtime, Depends(get_runtime)]) -> CompiledPolicy:
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_policy(runtime: RuntimeDep) -> CompiledPolicy:
     return runtime.policy
 
 
+def read_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with runtime.db.reading() as session:
+        yield session
+
+
+def write_session(runtime: RuntimeDep) -> Iterator[Session]:
+    # scope="function" below: the unit of work commits before the response is sent, so an
+    # acknowledged write is a committed one.
+    with runtime.db.writing() as session:
+        yield session
+
+
 PolicyDep = Annotated[CompiledPolicy, Depends(get_policy)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]

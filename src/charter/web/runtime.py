@@ -1,10 +1,11 @@
-"""What the running service holds for its requests: settings, the compiled policy, the clock."""
+"""What the running service holds for its requests: settings, policy, database, clock."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from charter.clock import Clock
+from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
 from charter.settings import Settings
@@ -14,6 +15,7 @@ from charter.settings import Settings
 class Runtime:
     settings: Settings
     policy: CompiledPolicy
+    db: Database
     clock: Clock
     _page: str | None = field(default=None, repr=False)
 

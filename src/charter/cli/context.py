@@ -1,0 +1,49 @@
+"""What commands that touch state need: settings, the database, the policy, a clock.
+
+Every start-up failure becomes a one-line message and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from charter.boot import StartupError, load_compiled, open_database
+from charter.cli.output import fail
+from charter.clock import SystemClock
+from charter.db import Database
+from charter.policy.compiled import CompiledPolicy
+from charter.settings import Settings, SettingsError
+
+clock = SystemClock()
+
+
+def settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail() exits
+
+
+def database() -> Database:
+    try:
+        return open_database(settings())
+    except StartupError as exc:
+        fail(str(exc))
+        raise
+
+
+def policy() -> CompiledPolicy:
+    try:
+        return load_compiled(settings())[0]
+    except StartupError as exc:
+        fail(str(exc))
+        raise
+
+
+def operator() -> str:
+    """How the audit log names a local operator of the CLI."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"

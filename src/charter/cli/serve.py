@@ -1,0 +1,36 @@
+"""`charter serve`: serve the API and pages on CHARTER_HOST:CHARTER_PORT."""
+
+from __future__ import annotations
+
+import typer
+
+from charter.boot import StartupError, boot, prepare_home
+from charter.cli import context
+from charter.cli.output import fail
+
+app = typer.Typer()
+
+
+@app.callback(invoke_without_command=True)
+def serve() -> None:
+    """Serve Charter until interrupted (Ctrl-C)."""
+    import uvicorn  # noqa: PLC0415 - the web stack is loaded only by the command that serves
+
+    from charter.web.app import create_app  # noqa: PLC0415 - same reason
+
+    settings = context.settings()
+    try:
+        prepare_home(settings)
+        booted = boot(settings, context.clock)
+    except StartupError as exc:
+        fail(str(exc))
+        return
+    app_ = create_app(settings, booted.policy, booted.db, clock=context.clock)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Charter {booted.policy.version} on {base}\n  policy page: {base}/policy\n"
+               f"  API docs:    {base}/docs")
+    try:
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning",
+                    access_log=False)
+    finally:
+        booted.db.dispose()

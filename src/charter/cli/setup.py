@@ -1,0 +1,29 @@
+"""`charter init`: prepare CHARTER_HOME (policy, database); safe to run again."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from charter.boot import StartupError, boot, prepare_home
+from charter.cli import context
+from charter.cli.output import fail
+
+app = typer.Typer()
+
+
+@app.callback(invoke_without_command=True)
+def init() -> None:
+    """Create the data folder with the OMNI policy, and bring the database up to date."""
+    console = Console()
+    settings = context.settings()
+    try:
+        for line in prepare_home(settings):
+            console.print(f"[green]✓[/] {line}")
+        booted = boot(settings, context.clock)
+    except StartupError as exc:
+        fail(str(exc))
+        return
+    booted.db.dispose()
+    console.print(f"[green]✓[/] database ready and policy {booted.policy.version} loaded "
+                  f"({settings.home})")

@@ -1,0 +1,150 @@
+"""Engine, sessions and the declarative base; migrations live beside this module.
+
+A `Database` hands out units of work: `reading()` for reads, `writing()` for a transaction
+that commits when the block ends. On SQLite, writes are serialised inside the process by a
+lock and across processes by `BEGIN IMMEDIATE`, so that concurrent requests wait their turn
+instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, String, TypeDecorator, create_engine, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Charter table."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or opened; the message names it without a password."""
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime stored as fixed-width ISO text, the same on every database.
+
+    Fixed width keeps the text sortable, so time ranges are plain comparisons.
+    """
+
+    impl = String(27)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("Charter stores timezone-aware datetimes only")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+def utc_text(moment: dt.datetime) -> str:
+    """The stored text form of a UTC datetime (see `UTCDateTime`)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the driver, so that `begin` below decides how to begin.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a committed transaction survives a crash of the process (SIGKILL);
+    # only a power loss may undo the last commits, which FULL would also keep.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    mode = "IMMEDIATE" if connection.get_execution_options().get("charter_write") else "DEFERRED"
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`, set up for Charter (WAL and explicit BEGIN on SQLite)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailable(f"not a database URL: {safe_url(url)}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class Database:
+    """Units of work over one engine, or over one connection (tests roll it back)."""
+
+    def __init__(self, engine: Engine, *, connection: Connection | None = None) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        bind: Engine | Connection = connection if connection is not None else engine
+        options: dict[str, Any] = {}
+        if connection is not None:
+            # Inside a test's outer transaction each unit of work is a savepoint.
+            options["join_transaction_mode"] = "create_savepoint"
+        self._read = sessionmaker(bind=bind, expire_on_commit=False, **options)
+        write_bind = bind if connection is not None else engine.execution_options(charter_write=True)
+        self._write = sessionmaker(bind=write_bind, expire_on_commit=False, **options)
+        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+
+    @classmethod
+    def connect(cls, url: str) -> Database:
+        """Open the database at `url` and check that it answers."""
+        engine = make_engine(url)
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except OperationalError as exc:
+            engine.dispose()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
+            raise DatabaseUnavailable(f"cannot connect to {safe_url(url)}: {reason}") from None
+        return cls(engine)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads; it never commits."""
+        with self._read() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A session whose work commits when the block ends, or rolls back on an error."""
+        with self._write_lock, self._write() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()

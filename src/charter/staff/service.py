@@ -1,0 +1,176 @@
+"""Adding and disabling personnel, issuing and revoking keys, and authenticating a key.
+
+Keys look like `chk_<key id>_<secret>`. The key id finds the row; the secret is compared by
+hash in constant time, and an unknown key id is compared against a dummy hash, so a wrong
+key and an unknown one take the same time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from charter.audit.chain import Event, record
+from charter.clock import Clock
+from charter.errors import Conflict, NotFound, Unauthenticated, Unprocessable
+from charter.policy.compiled import CompiledPolicy
+from charter.staff.models import ApiKey, StaffMember
+
+KEY_PREFIX = "chk"
+_KEY_SHAPE = re.compile(r"^chk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
+_NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_DUMMY_HASH = hashlib.sha256(b"charter-unknown-key").hexdigest()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling: a staff member through one of their keys, with the policy's role."""
+
+    staff_id: int
+    key_id: str
+    role: str
+    permissions: frozenset[str]
+
+    @property
+    def ref(self) -> str:
+        """How the audit log names this actor: ids only."""
+        return f"staff:{self.staff_id}/key:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: str
+    key_id: str
+    staff_name: str
+    expires_at: dt.datetime | None
+
+
+def _hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _staff_by_name(session: Session, name: str) -> StaffMember:
+    member = session.scalars(select(StaffMember).where(StaffMember.name == name)).one_or_none()
+    if member is None:
+        raise NotFound(f"no staff member named '{name}'", code="staff_not_found")
+    return member
+
+
+def add_staff(session: Session, clock: Clock, policy: CompiledPolicy, *, actor: str,
+              name: str, role: str) -> StaffMember:
+    """Add a staff member with a role from the policy's personnel section."""
+    if not _NAME_SHAPE.match(name):
+        raise Unprocessable("a staff name is 1-64 lower-case letters, digits, '.', '_' or '-'",
+                            code="invalid_staff_name")
+    if role not in policy.role_permissions:
+        known = ", ".join(sorted(policy.role_permissions))
+        raise Unprocessable(f"'{role}' is not a role of the policy (roles: {known})", code="unknown_role")
+    if session.scalars(select(StaffMember.id).where(StaffMember.name == name)).first() is not None:
+        raise Conflict(f"a staff member named '{name}' already exists", code="staff_exists")
+    member = StaffMember(name=name, role=role, active=True, created_at=clock.now())
+    session.add(member)
+    session.flush()
+    record(session, clock, Event(actor, "staff:member:added", f"staff:{member.id}", details={"role": role}))
+    return member
+
+
+def list_staff(session: Session) -> list[StaffMember]:
+    return list(session.scalars(select(StaffMember).order_by(StaffMember.name)))
+
+
+def disable_staff(session: Session, clock: Clock, *, actor: str, name: str) -> StaffMember:
+    """Disable a staff member; their keys stop working on the next request."""
+    member = _staff_by_name(session, name)
+    if member.active:
+        member.active = False
+        member.disabled_at = clock.now()
+        record(session, clock, Event(actor, "staff:member:disabled", f"staff:{member.id}"))
+    return member
+
+
+def create_key(session: Session, clock: Clock, *, actor: str, staff_name: str,
+               expires_in: dt.timedelta | None = None) -> IssuedKey:
+    """Issue a key for a staff member. The returned key is the only copy of its secret."""
+    member = _staff_by_name(session, staff_name)
+    if not member.active:
+        raise Conflict(f"staff member '{staff_name}' is disabled", code="staff_disabled")
+    if expires_in is not None and expires_in <= dt.timedelta(0):
+        raise Unprocessable("a key's lifetime must be positive", code="invalid_expiry")
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    key_id = "".join(secrets.choice(alphabet) for _ in range(12))
+    secret = secrets.token_urlsafe(32)
+    now = clock.now()
+    expires_at = now + expires_in if expires_in is not None else None
+    row = ApiKey(key_id=key_id, secret_hash=_hash_secret(secret), staff_id=member.id,
+                 created_at=now, expires_at=expires_at)
+    session.add(row)
+    record(session, clock, Event(actor, "staff:key:created", f"key:{key_id}",
+                                 details={"staff": member.id, "expires": expires_at is not None}))
+    return IssuedKey(f"{KEY_PREFIX}_{key_id}_{secret}", key_id, member.name, expires_at)
+
+
+def revoke_key(session: Session, clock: Clock, *, actor: str, key_id: str) -> ApiKey:
+    """Revoke a key by its id (the part after `chk_`); it fails on the next request."""
+    row = session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"no key with id '{key_id}'", code="key_not_found")
+    if row.revoked_at is None:
+        row.revoked_at = clock.now()
+        record(session, clock, Event(actor, "staff:key:revoked", f"key:{key_id}"))
+    return row
+
+
+def list_keys(session: Session, staff_name: str | None = None) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.id)
+    if staff_name is not None:
+        query = query.where(ApiKey.staff_id == _staff_by_name(session, staff_name).id)
+    return list(session.scalars(query))
+
+
+class AuthenticationFailed(Unauthenticated):
+    """The key was refused; `reason` is short and safe to show and to audit."""
+
+
+def authenticate(session: Session, clock: Clock, policy: CompiledPolicy, presented: str) -> Actor:
+    """Check a presented key; return the actor or raise `AuthenticationFailed`."""
+    match = _KEY_SHAPE.match(presented)
+    if match is None:
+        raise AuthenticationFailed("the API key is malformed", code="malformed_key")
+    key_id, secret = match.groups()
+    row = session.execute(
+        select(ApiKey, StaffMember).join(StaffMember).where(ApiKey.key_id == key_id)
+    ).one_or_none()
+    stored = row[0].secret_hash if row is not None else _DUMMY_HASH
+    matches = hmac.compare_digest(stored, _hash_secret(secret))
+    if row is None or not matches:
+        raise AuthenticationFailed("the API key is not valid", code="invalid_key")
+    key, member = row
+    now = clock.now()
+    if key.revoked_at is not None:
+        raise AuthenticationFailed("the API key was revoked", code="revoked_key")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise AuthenticationFailed("the API key has expired", code="expired_key")
+    if not member.active:
+        raise AuthenticationFailed("the staff member is disabled", code="staff_disabled")
+    permissions = policy.role_permissions.get(member.role)
+    if permissions is None:
+        raise AuthenticationFailed("the staff member's role is not in the policy", code="unknown_role")
+    return Actor(member.id, key.key_id, member.role, permissions)
+
+
+def record_failed_authentication(session: Session, clock: Clock, *, code: str, key_id: str | None) -> None:
+    """Audit a refused key; the entry names the key id at most, never the secret."""
+    record(session, clock, Event("anonymous", "auth:key:refused", f"key:{key_id}" if key_id else "",
+                                 outcome="refused", details={"code": code}))
+
+
+def presented_key_id(presented: str) -> str | None:
+    match = _KEY_SHAPE.match(presented)
+    return match.group(1) if match else None

@@ -1,0 +1,10 @@
+"""Every feature's tables, imported so that `Base.metadata` is complete (migrations, tests)."""
+
+from __future__ import annotations
+
+from charter.audit import models as audit_models
+from charter.db import Base
+from charter.staff import models as staff_models
+
+MODEL_MODULES = (audit_models, staff_models)
+metadata = Base.metadata

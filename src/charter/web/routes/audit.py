@@ -1,0 +1,42 @@
+"""The audit log over HTTP: page through entries, verify the chain (privacy officer)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from charter.audit.chain import verify_chain
+from charter.audit.reading import page_entries
+from charter.staff.service import Actor
+from charter.web.auth import Permit
+from charter.web.deps import ReadSession
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+AuditReader = Annotated[Actor, Depends(Permit("audit:read"))]
+
+
+@router.get("")
+def list_entries(
+    _: AuditReader,
+    session: ReadSession,
+    after: Annotated[int, Query(ge=0, description="Return entries after this sequence number.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    action: Annotated[str | None, Query(max_length=96, description="Only this action tag.")] = None,
+) -> dict[str, Any]:
+    """Entries in chain order, `limit` at a time; `next` is the `after` of the next page."""
+    entries = page_entries(session, after=after, limit=limit, action=action)
+    return {
+        "entries": [entry.as_json() for entry in entries],
+        "next": entries[-1].seq if len(entries) == limit else None,
+    }
+
+
+@router.get("/verify")
+def verify(
+    _: AuditReader,
+    session: ReadSession,
+    against: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="A checkpoint hash.")] = None,
+) -> dict[str, Any]:
+    """Walk the chain and report the first entry that was altered, removed or reordered."""
+    return verify_chain(session, against=against).as_json()
