@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from charter import migrations
+from charter.clock import FixedClock
+from charter.db import Database, make_engine
 from charter.policy.compiled import CompiledPolicy, compile_policy
 from charter.policy.loader import load_policy
 from charter.policy.schema import Policy
+from charter.settings import Settings
+from charter.staff.service import add_staff, create_key
+from charter.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 OMNI_YAML = ROOT / "policies" / "omni.yaml"
@@ -28,3 +41,117 @@ def omni_compiled(omni_policy: Policy) -> CompiledPolicy:
 @pytest.fixture(scope="session")
 def omni_text() -> str:
     return OMNI_YAML.read_text(encoding="utf-8")
+
+
+# --- Databases -------------------------------------------------------------------------------
+# `make test` runs the suite twice: CHARTER_TEST_DATABASE=sqlite, then =postgres. Each test
+# session gets a fresh database of its own; each test runs in a transaction rolled back at
+# its end (SQLAlchemy's "joining a Session into an external transaction" recipe).
+
+BACKEND = os.environ.get("CHARTER_TEST_DATABASE", "sqlite")
+POSTGRES_URL = os.environ.get(
+    "CHARTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _fresh_postgres_database(name: str) -> str:
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return sa.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(name: str) -> None:
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], str]]:
+    """Makes empty databases of the backend under test; all are removed at the end."""
+    made: list[str] = []
+
+    def make() -> str:
+        if BACKEND == "postgres":
+            name = f"charter_test_{os.getpid()}_{len(made)}_{secrets.token_hex(3)}"
+            made.append(name)
+            return _fresh_postgres_database(name)
+        if BACKEND != "sqlite":
+            raise RuntimeError(f"CHARTER_TEST_DATABASE must be sqlite or postgres, not {BACKEND}")
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'charter.db'}"
+
+    yield make
+    for name in made:
+        _drop_postgres_database(name)
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(database_url_factory: Callable[[], str]) -> Iterator[sa.Engine]:
+    engine = make_engine(database_url_factory())
+    migrations.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(migrated_engine: sa.Engine) -> Iterator[Database]:
+    """A Database whose every unit of work is rolled back when the test ends."""
+    connection = migrated_engine.connect()
+    outer = connection.begin()
+    yield Database(migrated_engine, connection=connection)
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def committed_db(database_url_factory: Callable[[], str]) -> Iterator[Database]:
+    """A fresh, migrated database whose writes really commit (for multi-process tests)."""
+    url = database_url_factory()
+    database = Database.connect(url)
+    migrations.upgrade(database.engine)
+    database.url = url  # type: ignore[attr-defined]  # tests hand the URL to subprocesses
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"CHARTER_HOME": str(tmp_path / "home")})
+
+
+@pytest.fixture
+def app(settings: Settings, omni_compiled: CompiledPolicy, db: Database, clock: FixedClock) -> FastAPI:
+    return create_app(settings, omni_compiled, db, clock=clock)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_key(db: Database, clock: FixedClock, omni_compiled: CompiledPolicy) -> Callable[[str], str]:
+    """`make_key(role)` adds a staff member with that role and returns a fresh API key."""
+    counter = iter(range(1_000_000))
+
+    def make(role: str, *, name: str | None = None) -> str:
+        handle = name or f"{role.replace('_', '-')}-{next(counter)}"
+        with db.writing() as session:
+            add_staff(session, clock, omni_compiled, actor="test", name=handle, role=role)
+            return create_key(session, clock, actor="test", staff_name=handle).key
+
+    return make
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
