@@ -21,6 +21,8 @@ from charter.policy.loader import load_policy
 from charter.policy.schema import Policy
 from charter.settings import Settings
 from charter.staff.service import add_staff, create_key
+from charter.vault.crypto import new_key
+from charter.vault.keystore import SqlKeyStore
 from charter.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,9 +130,24 @@ def settings(tmp_path: Path) -> Settings:
     return Settings.from_env({"CHARTER_HOME": str(tmp_path / "home")})
 
 
+@pytest.fixture(scope="session")
+def master() -> bytes:
+    return new_key()
+
+
+@pytest.fixture(scope="session")
+def keys(database_url_factory: Callable[[], str], master: bytes) -> Iterator[SqlKeyStore]:
+    """The real key store, in a database of its own (apart from the data, as in production)."""
+    store = SqlKeyStore(make_engine(database_url_factory()), master)
+    yield store
+    store.engine.dispose()
+
+
 @pytest.fixture
-def app(settings: Settings, omni_compiled: CompiledPolicy, db: Database, clock: FixedClock) -> FastAPI:
-    return create_app(settings, omni_compiled, db, clock=clock)
+def app(
+    settings: Settings, omni_compiled: CompiledPolicy, db: Database, keys: SqlKeyStore, clock: FixedClock
+) -> FastAPI:
+    return create_app(settings, omni_compiled, db, keys, clock=clock)
 
 
 @pytest.fixture

@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from charter import migrations
 from charter.audit.chain import Event, record
 from charter.clock import Clock
-from charter.db import Database, DatabaseUnavailable
+from sqlalchemy.exc import OperationalError
+
+from charter.db import Database, DatabaseUnavailable, make_engine, safe_url
 from charter.policy.compiled import CompiledPolicy, compile_policy
 from charter.policy.loader import PolicyError, load_policy
 from charter.settings import BUNDLED_POLICY, Settings
+from charter.vault.crypto import decode_key, encode_key, new_key
+from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore, keystore_in_use
 
 
 class StartupError(Exception):
@@ -28,6 +32,11 @@ class StartupError(Exception):
 class Booted:
     db: Database
     policy: CompiledPolicy
+    keys: SqlKeyStore
+
+    def close(self) -> None:
+        self.db.dispose()
+        self.keys.engine.dispose()
 
 
 def prepare_home(settings: Settings) -> list[str]:
@@ -42,6 +51,8 @@ def prepare_home(settings: Settings) -> list[str]:
         settings.policy_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(BUNDLED_POLICY, settings.policy_file)
         done.append(f"copied the OMNI policy to {settings.policy_file}")
+    if create_master_key(settings):
+        done.append(f"created the master key {settings.master_key_file} (keep a copy apart from the data)")
     return done
 
 
@@ -64,13 +75,67 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
+def master_key(settings: Settings) -> bytes:
+    """The master key from CHARTER_MASTER_KEY or the key file; never written to a database."""
+    if settings.master_key is not None:
+        try:
+            return decode_key(settings.master_key)
+        except ValueError as exc:
+            raise StartupError(f"CHARTER_MASTER_KEY is unusable: {exc}") from None
+    try:
+        return decode_key(settings.master_key_file.read_text(encoding="ascii"))
+    except FileNotFoundError:
+        raise StartupError(f"no master key at {settings.master_key_file} and CHARTER_MASTER_KEY is "
+                           "not set; without it no personal data can be read") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StartupError(f"{settings.master_key_file} is not a master key: {exc}") from None
+
+
+def create_master_key(settings: Settings) -> bool:
+    """Create the key file, unless a key is given or the key store already holds keys."""
+    if settings.master_key is not None or settings.master_key_file.exists():
+        return False
+    engine = make_engine(settings.keystore_url)
+    try:
+        if keystore_in_use(engine):
+            raise StartupError(f"the key store at {safe_url(settings.keystore_url)} holds keys but "
+                               f"the master key {settings.master_key_file} is missing; refusing to "
+                               "create a new one that could not read them")
+    finally:
+        engine.dispose()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(settings.master_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as file:
+        file.write(encode_key(new_key()) + "\n")
+    return True
+
+
+def open_keystore(settings: Settings) -> SqlKeyStore:
+    engine = make_engine(settings.keystore_url)
+    try:
+        return SqlKeyStore(engine, master_key(settings))
+    except MasterKeyMismatch as exc:
+        engine.dispose()
+        raise StartupError(f"{exc}; refusing to start") from None
+    except (OperationalError, StartupError) as exc:
+        engine.dispose()
+        if isinstance(exc, StartupError):
+            raise
+        raise StartupError(f"cannot open the key store at {safe_url(settings.keystore_url)}") from None
+
+
 def boot(settings: Settings, clock: Clock) -> Booted:
-    """Open and migrate the database, load the policy, and audit that it was loaded."""
+    """Open and migrate the database, open the key store, load the policy, audit the load."""
     compiled, digest = load_compiled(settings)
     db = open_database(settings)
+    try:
+        keys = open_keystore(settings)
+    except StartupError:
+        db.dispose()
+        raise
     with db.writing() as session:
         record(session, clock, Event(
             f"process:{os.getpid()}", "policy:version:loaded", f"policy:{compiled.version}",
             details={"sha256": digest},
         ))
-    return Booted(db=db, policy=compiled)
+    return Booted(db=db, policy=compiled, keys=keys)

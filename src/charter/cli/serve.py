@@ -25,7 +25,7 @@ def serve() -> None:
     except StartupError as exc:
         fail(str(exc))
         return
-    app_ = create_app(settings, booted.policy, booted.db, clock=context.clock)
+    app_ = create_app(settings, booted.policy, booted.db, booted.keys, clock=context.clock)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"Charter {booted.policy.version} on {base}\n  policy page: {base}/policy\n"
                f"  API docs:    {base}/docs")
@@ -33,4 +33,4 @@ def serve() -> None:
         uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning",
                     access_log=False)
     finally:
-        booted.db.dispose()
+        booted.close()

@@ -24,6 +24,6 @@ def init() -> None:
     except StartupError as exc:
         fail(str(exc))
         return
-    booted.db.dispose()
+    booted.close()
     console.print(f"[green]✓[/] database ready and policy {booted.policy.version} loaded "
                   f"({settings.home})")

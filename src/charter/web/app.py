@@ -8,9 +8,10 @@ from charter.clock import Clock, SystemClock
 from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
+from charter.vault.keystore import KeyStore
 from charter.web.errors import install_error_handlers
 from charter.web.limits import BodySizeLimit
-from charter.web.routes import audit, health, policy, staff
+from charter.web.routes import audit, choices, collection, events, health, people, policy, staff
 from charter.web.runtime import Runtime
 
 
@@ -18,10 +19,11 @@ def create_app(
     settings: Settings,
     compiled: CompiledPolicy,
     db: Database,
+    keys: KeyStore,
     *,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """Build the ASGI app for one loaded policy and one database."""
+    """Build the ASGI app for one loaded policy, its database and its key store."""
     app = FastAPI(
         title="Charter",
         summary="OMNI's privacy policy, kept at run time.",
@@ -30,9 +32,11 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    app.state.runtime = Runtime(settings=settings, policy=compiled, db=db, clock=clock or SystemClock())
+    app.state.runtime = Runtime(
+        settings=settings, policy=compiled, db=db, keys=keys, clock=clock or SystemClock()
+    )
     install_error_handlers(app)
-    for module in (health, policy, staff, audit):
+    for module in (health, policy, staff, audit, collection, events, people, choices):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -9,6 +9,7 @@ from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
 from charter.settings import Settings
+from charter.vault.keystore import KeyStore
 
 
 @dataclass
@@ -16,6 +17,7 @@ class Runtime:
     settings: Settings
     policy: CompiledPolicy
     db: Database
+    keys: KeyStore
     clock: Clock
     _page: str | None = field(default=None, repr=False)
 

@@ -1,0 +1,110 @@
+"""A person's choices (C11, C18, C20, C22): per opt-out or consent purpose, per non-essential
+cookie category, and the Global Privacy Control signal; the whole history is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from charter.audit.chain import Event, record
+from charter.clock import Clock
+from charter.consent.models import ChoiceChange, CurrentChoice
+from charter.errors import Unprocessable
+from charter.policy.compiled import CompiledPolicy
+
+Method = Literal["banner", "preference_page", "api", "gpc"]
+GPC_TOPIC = "gpc"
+
+
+def topics(policy: CompiledPolicy) -> dict[str, str]:
+    """Every topic a person can choose on, with what it means."""
+    found = {f"purpose:{p.id}": p.label for p in policy.policy.purposes if p.basis != "service"}
+    for category in sorted({c.category for c in policy.policy.cookies if c.category != "essential"}):
+        found[f"cookie:{category}"] = f"{category.capitalize()} cookies"
+    found[GPC_TOPIC] = "Global Privacy Control: opt out of sale and sharing"
+    return found
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The choices in force: topic -> granted. Absent topics follow the purpose's basis."""
+
+    current: Mapping[str, bool] = field(default_factory=dict)
+
+    @property
+    def gpc(self) -> bool:
+        return self.current.get(GPC_TOPIC, False)
+
+
+def current_choices(session: Session, person_id: str) -> Choices:
+    rows = session.execute(select(CurrentChoice.topic, CurrentChoice.granted)
+                           .where(CurrentChoice.person_id == person_id))
+    return Choices({row.topic: row.granted for row in rows})
+
+
+@dataclass(frozen=True)
+class ChoiceView:
+    topic: str
+    granted: bool
+    method: str
+    policy_version: str
+    at: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"topic": self.topic, "granted": self.granted, "method": self.method,
+                "policy_version": self.policy_version, "at": self.at}
+
+
+def choice_history(session: Session, person_id: str) -> list[ChoiceView]:
+    rows = session.scalars(select(ChoiceChange).where(ChoiceChange.person_id == person_id)
+                           .order_by(ChoiceChange.id))
+    return [ChoiceView(r.topic, r.granted, r.method, r.policy_version, r.at.isoformat()) for r in rows]
+
+
+def set_choices(session: Session, clock: Clock, policy: CompiledPolicy, *, actor: str,
+                person_id: str, choices: Mapping[str, bool], method: Method,
+                gpc: bool = False) -> Choices:
+    """Record the person's choices; they govern the very next decision. The caller has
+    checked that the person exists and is active (`vault.people.ensure_active`).
+
+    `gpc` is a `Sec-GPC: 1` signal seen with the request: it opts the person out of sale and
+    sharing and needs nothing more from them.
+    """
+    known = topics(policy)
+    unknown = sorted(set(choices) - set(known))
+    if unknown:
+        raise Unprocessable(f"not a choice the policy offers: {', '.join(unknown)}",
+                            code="unknown_choice", details={"topics": unknown, "offered": sorted(known)})
+    wanted = dict(choices)
+    if gpc:
+        wanted[GPC_TOPIC] = True
+    if not wanted:
+        raise Unprocessable("no choices given", code="no_choices")
+    now = clock.now()
+    existing = {row.topic: row for row in session.scalars(
+        select(CurrentChoice).where(CurrentChoice.person_id == person_id,
+                                    CurrentChoice.topic.in_(list(wanted))))}
+    for topic, granted in wanted.items():
+        how = "gpc" if topic == GPC_TOPIC and gpc else method
+        session.add(ChoiceChange(person_id=person_id, topic=topic, granted=granted, method=how,
+                                 policy_version=policy.version, at=now))
+        row = existing.get(topic)
+        if row is None:
+            session.add(CurrentChoice(person_id=person_id, topic=topic, granted=granted, method=how,
+                                      policy_version=policy.version, at=now))
+        else:
+            row.granted, row.method, row.policy_version, row.at = granted, how, policy.version, now
+    record(session, clock, Event(actor, "consent:choices:set", f"person:{person_id}", details={
+        "method": method, "choices": {t: wanted[t] for t in sorted(wanted)}}))
+    session.flush()
+    return current_choices(session, person_id)
+
+
+def forget_choices(session: Session, person_ids: list[str]) -> None:
+    """Remove the choices of erased people (the audit log keeps that choices were made)."""
+    session.execute(delete(CurrentChoice).where(CurrentChoice.person_id.in_(person_ids)))
+    session.execute(delete(ChoiceChange).where(ChoiceChange.person_id.in_(person_ids)))

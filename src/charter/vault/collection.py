@@ -1,0 +1,157 @@
+"""Collection (C5-C8, C13, C16, C17, C19): data comes in only as the policy declares it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy.orm import Session
+
+from charter.audit.chain import Event, record
+from charter.clock import Clock
+from charter.errors import NotFound, Unprocessable
+from charter.policy.compiled import CompiledPolicy
+from charter.policy.schema import CollectionPoint
+from charter.vault.identifiers import BlindIndex, new_person_id, new_record_ids
+from charter.vault.keystore import KeyStore
+from charter.vault.models import Record
+from charter.vault.people import ensure_active, get_person, new_person, person_by_email, sign_up, visitors
+
+Source = Literal["given", "automatic", "other_source"]
+# Kinds of person a collection point creates when it does not name one.
+_KIND_OF_SUBJECT = {"job_applicant": "job_applicant", "correspondent": "correspondent"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a service hands in: the point, who it is about, and the field values."""
+
+    collection_point: str
+    fields: Mapping[str, str]
+    person_id: str | None = None
+    visitor_id: str | None = None
+    extra_visitor_ids: tuple[str, ...] = ()
+    customer_id: str | None = None
+    source: Source = "given"
+    source_name: str | None = None
+    publish: bool = False
+
+
+@dataclass(frozen=True)
+class Receipt:
+    person_id: str
+    submission_id: str
+    stored_fields: tuple[str, ...]
+    published: bool
+
+
+def check_fields(point: CollectionPoint, fields: Mapping[str, str]) -> None:
+    """Refuse undeclared fields and missing mandatory ones, naming every one (C17)."""
+    declared = {f.name for f in point.fields}
+    undeclared = sorted(set(fields) - declared)
+    if undeclared:
+        raise Unprocessable(
+            f"{point.id} does not declare {', '.join(undeclared)}; Charter stores only what the "
+            "policy announces", code="undeclared_fields", details={"fields": undeclared})
+    missing = [f.name for f in point.fields if f.mandatory and not str(fields.get(f.name, "")).strip()]
+    if missing:
+        raise Unprocessable(f"{point.id} needs {', '.join(missing)}", code="missing_fields",
+                            details={"fields": missing})
+
+
+def _check_source(policy: CompiledPolicy, point: CollectionPoint, submission: Submission) -> None:
+    if submission.source == "other_source":
+        sources = {s.id: s for s in policy.policy.enrichment_sources}
+        source = sources.get(submission.source_name or "")
+        if source is None:
+            raise Unprocessable("data from another source must name a declared enrichment source "
+                                f"({', '.join(sources)})", code="unknown_source")
+        allowed = {leaf for ref in source.categories for leaf in policy.expand(ref)}
+        fields = {f.name: f.category for f in point.fields}
+        outside = sorted(name for name in submission.fields if fields[name] not in allowed)
+        if outside:
+            raise Unprocessable(f"{source.id} is not declared as a source of {', '.join(outside)}",
+                                code="category_not_from_source", details={"fields": outside})
+    elif submission.source_name is not None:
+        raise Unprocessable("source_name is only for data from another source", code="unexpected_source_name")
+    expected = "automatic" if point.method == "automatic" else "given"
+    if submission.source not in (expected, "other_source"):
+        raise Unprocessable(f"{point.id} collects data that is {expected}", code="wrong_source")
+    if submission.publish and not point.publication_needs_permission:
+        raise Unprocessable(f"{point.id} offers no publication", code="publication_not_offered")
+
+
+def _email_field(point: CollectionPoint, fields: Mapping[str, str]) -> str | None:
+    for field in point.fields:
+        if field.category == "contact.email" and fields.get(field.name):
+            return fields[field.name]
+    return None
+
+
+def _person_for(session: Session, clock: Clock, index: BlindIndex, point: CollectionPoint,
+                submission: Submission) -> str:
+    if point.creates_user:
+        visitor_ids = [v for v in (submission.visitor_id, *submission.extra_visitor_ids) if v]
+        user = sign_up(session, clock, index, visitor_ids=visitor_ids,
+                       email=_email_field(point, submission.fields), customer_id=submission.customer_id)
+        return user.id
+    if submission.person_id is not None:
+        person = get_person(session, submission.person_id)
+        ensure_active(person)
+        return person.id
+    separate = next((_KIND_OF_SUBJECT[s] for s in point.subjects if s in _KIND_OF_SUBJECT), None)
+    if point.readable_by_roles is not None and separate is not None:
+        # Kept apart from customer data (C6): a new person, never linked to a visitor.
+        return new_person(session, clock, separate).id
+    if point.method == "email" and separate is not None:
+        email = _email_field(point, submission.fields)
+        known = person_by_email(session, index, email) if email else None
+        if known is not None:
+            return known.id  # correspondence is kept with the person it came from (C7)
+        person = new_person(session, clock, separate)
+        person.email_index = index.email(email) if email else None
+        return person.id
+    if submission.visitor_id is not None:
+        person_id = visitors(session, clock, index, [submission.visitor_id])[submission.visitor_id]
+        ensure_active(get_person(session, person_id))
+        return person_id
+    raise Unprocessable("say who the data is about: person_id or visitor_id", code="person_required")
+
+
+def collect(session: Session, keys: KeyStore, clock: Clock, policy: CompiledPolicy, *,
+            actor: str, submission: Submission) -> Receipt:
+    """Store one submission to a collection point, sealed under its person's key."""
+    point = policy.collection_points.get(submission.collection_point)
+    if point is None:
+        raise NotFound(f"'{submission.collection_point}' is not a collection point of the policy",
+                       code="unknown_collection_point")
+    check_fields(point, submission.fields)
+    _check_source(policy, point, submission)
+    index = BlindIndex(keys.index_key())
+    person_id = _person_for(session, clock, index, point, submission)
+    sealer = keys.sealers([person_id], create=True)[person_id]
+    submission_id = new_person_id()
+    now = clock.now()
+    categories = {f.name: f.category for f in point.fields}
+    present = [name for name in (f.name for f in point.fields) if submission.fields.get(name) not in (None, "")]
+    ids = new_record_ids(len(present))
+    published = submission.publish and point.publication_needs_permission
+    for record_id, name in zip(ids, present, strict=True):
+        session.add(Record(
+            id=record_id, person_id=person_id, submission_id=submission_id,
+            collection_point=point.id, field=name, category=categories[name],
+            source=submission.source, source_name=submission.source_name,
+            policy_version=policy.version, collected_at=now, published=published,
+            sealed=sealer.seal(str(submission.fields[name]).encode(), record_ad(record_id, person_id)),
+        ))
+    record(session, clock, Event(actor, "vault:submission:collected", f"person:{person_id}", details={
+        "collection_point": point.id, "submission": submission_id, "fields": present,
+        "source": submission.source, "published": published,
+    }))
+    return Receipt(person_id, submission_id, tuple(present), published)
+
+
+def record_ad(record_id: int, person_id: str) -> bytes:
+    """Associated data binding a record's ciphertext to its row and person."""
+    return f"record:{record_id}:{person_id}".encode()

@@ -1,0 +1,59 @@
+"""AES-256-GCM for personal values: one data key per person, wrapped by the master key.
+
+Every ciphertext is bound to where it belongs by its associated data (the record and the
+person), so a value copied into another row or person does not decrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+
+
+class DecryptionFailed(Exception):
+    """A ciphertext did not authenticate: wrong key, wrong place, or altered."""
+
+
+def new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def encode_key(key: bytes) -> str:
+    return base64.urlsafe_b64encode(key).decode()
+
+
+def decode_key(text: str) -> bytes:
+    """A master key from its text form; raises ValueError if it is not 32 bytes of base64."""
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode())
+    except (ValueError, TypeError):
+        raise ValueError("the master key is not base64 text") from None
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"the master key must be {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+class Sealer:
+    """Encrypts and decrypts under one key. `seal_many` draws all nonces in one call."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: bytes, associated: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, associated)
+
+    def open(self, sealed: bytes, associated: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
+        except InvalidTag:
+            raise DecryptionFailed("the value does not decrypt here") from None

@@ -1,0 +1,50 @@
+"""Erasure: destroy the person's data keys, then delete their records.
+
+The keys go first and for good, so from that moment nothing of theirs decrypts, not even
+from a copy of the data taken earlier. The audit entry keeps ids and counts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from charter.audit.chain import Event, record
+from charter.clock import Clock
+from charter.consent.choices import forget_choices
+from charter.vault.keystore import KeyStore
+from charter.vault.models import LogEvent, Person, Record, VisitorId
+from charter.vault.people import get_person, household
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    person_id: str
+    keys_destroyed: int
+    records_deleted: int
+    events_deleted: int
+
+
+def erase_person(session: Session, keys: KeyStore, clock: Clock, *, actor: str,
+                 person_id: str) -> ErasureReceipt:
+    """Make a person's data unreadable at once, then remove it; safe to repeat."""
+    person = get_person(session, person_id)
+    members = household(session, person.id)
+    destroyed = keys.destroy(members)
+    records = session.execute(delete(Record).where(Record.person_id.in_(members)))
+    events = session.execute(delete(LogEvent).where(LogEvent.person_id.in_(members)))
+    session.execute(delete(VisitorId).where(VisitorId.person_id.in_(members)))
+    forget_choices(session, members)
+    now = clock.now()
+    for member in session.scalars(select(Person).where(Person.id.in_(members))):
+        member.erased_at = member.erased_at or now
+        member.email_index = None
+    receipt = ErasureReceipt(person.id, destroyed, int(getattr(records, "rowcount", 0) or 0),
+                             int(getattr(events, "rowcount", 0) or 0))
+    record(session, clock, Event(actor, "vault:person:erased", f"person:{person.id}", details={
+        "keys_destroyed": receipt.keys_destroyed, "records_deleted": receipt.records_deleted,
+        "events_deleted": receipt.events_deleted, "linked_visitors": len(members) - 1,
+    }))
+    return receipt

@@ -1,0 +1,139 @@
+"""Log data (C10, C12, C14): batches of automatic events, sealed, stored once, durable.
+
+This is the hot path of ingest, so rows go in through the driver's executemany with their
+values already in stored form, and every event of a person is sealed under a cached key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from charter.audit.chain import Event, record
+from charter.clock import Clock
+from charter.db import bulk_insert, utc_text
+from charter.errors import Conflict, NotFound, Unprocessable
+from charter.policy.compiled import CompiledPolicy
+from charter.vault.identifiers import BlindIndex, new_record_ids
+from charter.vault.keystore import KeyStore
+from charter.vault.models import EventBatch, Person
+from charter.vault.people import visitors
+from charter.vault.useragent import browser_of, device_type_of
+
+MAX_BATCH = 10_000
+_COLUMNS = ("id", "person_id", "kind", "collection_point", "policy_version", "collected_at", "sealed")
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """One event as a service reports it. The User-Agent is reduced to browser and device."""
+
+    kind: Literal["page_view", "click"]
+    time: dt.datetime
+    visitor_id: str | None = None
+    person_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    path: str | None = None
+    item: str | None = None
+    location: str | None = None
+    connection: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchReceipt:
+    key: str
+    stored: int
+    duplicate: bool
+
+
+def event_ad(event_id: int, person_id: str) -> bytes:
+    return f"event:{event_id}:{person_id}".encode()
+
+
+def _payload(event: IncomingEvent) -> bytes:
+    fields: dict[str, str] = {"time": event.time.astimezone(dt.UTC).isoformat()}
+    if event.ip:
+        fields["ip"] = event.ip
+    if event.user_agent:
+        fields["user_agent_browser"] = browser_of(event.user_agent)
+        fields["device_type"] = device_type_of(event.user_agent)
+    if event.path:
+        fields["path"] = event.path
+    if event.item:
+        fields["item"] = event.item
+    if event.location:
+        fields["location"] = event.location
+    if event.connection:
+        fields["connection"] = event.connection
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _people(session: Session, clock: Clock, index: BlindIndex,
+            events: Sequence[IncomingEvent]) -> tuple[list[str], list[str]]:
+    """Each event's person id, and the collection point it belongs to."""
+    visitor_ids = {e.visitor_id for e in events if e.person_id is None and e.visitor_id}
+    by_visitor = visitors(session, clock, index, visitor_ids) if visitor_ids else {}
+    named = {e.person_id for e in events if e.person_id is not None}
+    if any(e.person_id is None and not e.visitor_id for e in events):
+        raise Unprocessable("every event needs a visitor_id or a person_id", code="person_required")
+    check = named | set(by_visitor.values())
+    rows = {}
+    listed = list(check)
+    for start in range(0, len(listed), 500):
+        chunk = listed[start:start + 500]
+        for row in session.execute(select(Person.id, Person.kind, Person.erased_at, Person.objected_at,
+                                          Person.merged_into).where(Person.id.in_(chunk))):
+            rows[row.id] = row
+    unknown = sorted(named - set(rows))
+    if unknown:
+        raise NotFound(f"{len(unknown)} event(s) name a person who does not exist", code="person_not_found")
+    gone = [pid for pid, row in rows.items() if row.erased_at is not None or row.objected_at is not None]
+    if gone:
+        raise Conflict(f"{len(gone)} event(s) are about people who were erased or objected",
+                       code="person_gone")
+    person_ids, points = [], []
+    for event in events:
+        pid = event.person_id if event.person_id is not None else by_visitor[event.visitor_id or ""]
+        # A visitor merged into a user at sign-up: their events are the user's now (C14).
+        owner = rows[pid].merged_into or pid
+        person_ids.append(owner)
+        points.append("user_activity" if owner != pid or rows[pid].kind == "user" else "log_data")
+    return person_ids, points
+
+
+def record_events(session: Session, keys: KeyStore, clock: Clock, policy: CompiledPolicy, *,
+                  actor: str, batch_key: str, events: Sequence[IncomingEvent]) -> BatchReceipt:
+    """Store a batch once: a retried batch (same key, same events) is acknowledged, not stored again."""
+    if not 0 < len(events) <= MAX_BATCH:
+        raise Unprocessable(f"a batch holds 1 to {MAX_BATCH} events", code="batch_size")
+    payloads = [_payload(e) for e in events]
+    digest = hashlib.sha256(b"\x1e".join(payloads)).hexdigest()
+    earlier = session.get(EventBatch, batch_key)
+    if earlier is not None:
+        if earlier.digest != digest:
+            raise Conflict("this idempotency key was used for a different batch", code="idempotency_key_reused")
+        return BatchReceipt(batch_key, earlier.count, duplicate=True)
+    index = BlindIndex(keys.index_key())
+    person_ids, points = _people(session, clock, index, events)
+    sealers = keys.sealers(person_ids, create=True)
+    now = clock.now()
+    at = utc_text(now)
+    version = policy.version
+    ids = new_record_ids(len(events))
+    rows = [
+        (event_id, pid, event.kind, point, version, at, sealers[pid].seal(payload, event_ad(event_id, pid)))
+        for event_id, pid, point, event, payload in zip(ids, person_ids, points, events, payloads, strict=True)
+    ]
+    bulk_insert(session.connection(), "events", _COLUMNS, rows)
+    session.add(EventBatch(key=batch_key, digest=digest, count=len(rows), received_at=now))
+    record(session, clock, Event(actor, "vault:events:recorded", f"batch:{digest[:16]}",
+                                 details={"events": len(rows), "people": len(set(person_ids))}))
+    return BatchReceipt(batch_key, len(rows), duplicate=False)

@@ -1,0 +1,37 @@
+"""Blind indexes: find a person by e-mail or visitor id without storing either in clear."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+
+
+class BlindIndex:
+    """Keyed hashes (HMAC-SHA256) of normalised identifiers, one domain per kind."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _digest(self, domain: str, value: str) -> str:
+        return hmac.new(self._key, f"{domain}\x00{value}".encode(), hashlib.sha256).hexdigest()
+
+    def email(self, address: str) -> str:
+        normalised = unicodedata.normalize("NFKC", address).strip().lower()
+        return self._digest("email", normalised)
+
+    def visitor(self, visitor_id: str) -> str:
+        return self._digest("visitor", visitor_id.strip())
+
+
+def new_person_id() -> str:
+    return secrets.token_hex(16)
+
+
+def new_record_ids(count: int) -> list[int]:
+    """Random 63-bit ids, known before insert so that ciphertexts can be bound to them."""
+    raw = secrets.token_bytes(8 * count)
+    return [int.from_bytes(raw[i:i + 8], "big") >> 1 for i in range(0, 8 * count, 8)]

@@ -1,0 +1,241 @@
+"""Per-person data keys, kept apart from the data and wrapped by a master key.
+
+`KeyStore` is the protocol; `SqlKeyStore` keeps wrapped keys in a database of their own (a
+SQLite file beside the data, or its own PostgreSQL database), `MemoryKeyStore` in a dict.
+The master key is never stored in either: it comes from a key file or CHARTER_MASTER_KEY.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Protocol
+
+from sqlalchemy import Engine, LargeBinary, MetaData, String, delete, inspect, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from charter.db import UTCDateTime
+from charter.vault.crypto import DecryptionFailed, Sealer, new_key
+
+_CHECK_PLAINTEXT = b"charter master key check"
+_CHECK_ID = "__master_key_check__"
+_INDEX_ID = "__blind_index__"
+_RESERVED = frozenset({_CHECK_ID, _INDEX_ID})
+
+
+class MasterKeyMismatch(Exception):
+    """The master key given cannot unwrap the keys in the store."""
+
+
+class KeyStore(Protocol):
+    """Where data keys live. Implementations must pass tests/vault/test_keystore_contract.py."""
+
+    def sealer(self, person_id: str) -> Sealer | None:
+        """The person's sealer, or None if they have no key (never had one, or erased)."""
+        ...
+
+    def sealers(self, person_ids: Iterable[str], *, create: bool) -> dict[str, Sealer]:
+        """Sealers for many people; with `create`, people without a key get a new one."""
+        ...
+
+    def destroy(self, person_ids: Iterable[str]) -> int:
+        """Destroy the people's keys for good; returns how many were destroyed."""
+        ...
+
+    def rewrap(self, new_master: bytes) -> int:
+        """Re-wrap every data key under `new_master`; returns how many keys."""
+        ...
+
+    def index_key(self) -> bytes:
+        """The key of the blind indexes (e-mail, visitor id); it survives master rotation."""
+        ...
+
+
+class _KeyBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class WrappedKey(_KeyBase):
+    __tablename__ = "data_keys"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+def _associated(person_id: str) -> bytes:
+    return f"data-key:{person_id}".encode()
+
+
+class _Cache:
+    """A bounded LRU of unwrapped sealers, so a hot person's key is unwrapped once."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, Sealer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, person_id: str) -> Sealer | None:
+        with self._lock:
+            found = self._items.get(person_id)
+            if found is not None:
+                self._items.move_to_end(person_id)
+            return found
+
+    def put(self, person_id: str, sealer: Sealer) -> None:
+        with self._lock:
+            self._items[person_id] = sealer
+            self._items.move_to_end(person_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def drop(self, person_ids: Iterable[str]) -> None:
+        with self._lock:
+            for person_id in person_ids:
+                self._items.pop(person_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def keystore_in_use(engine: Engine) -> bool:
+    """True if this key store was already set up under some master key."""
+    if not inspect(engine).has_table(WrappedKey.__tablename__):
+        return False
+    with Session(engine) as session:
+        return session.get(WrappedKey, _CHECK_ID) is not None
+
+
+class SqlKeyStore:
+    """Wrapped data keys in their own database."""
+
+    def __init__(self, engine: Engine, master: bytes, *, cache_size: int = 10_000) -> None:
+        self.engine = engine
+        self._master = Sealer(master)
+        self._cache = _Cache(cache_size)
+        self._index_key: bytes | None = None
+        _KeyBase.metadata.create_all(engine)
+        self._check_master()
+
+    def _check_master(self) -> None:
+        with Session(self.engine) as session:
+            check = session.get(WrappedKey, _CHECK_ID)
+            if check is None:
+                session.add(WrappedKey(person_id=_CHECK_ID, wrapped=self._master.seal(
+                    _CHECK_PLAINTEXT, _associated(_CHECK_ID)), created_at=dt.datetime.now(dt.UTC)))
+                session.commit()
+                return
+            try:
+                self._master.open(check.wrapped, _associated(_CHECK_ID))
+            except DecryptionFailed:
+                raise MasterKeyMismatch(
+                    "the master key does not match the key store: it is wrong or was replaced"
+                ) from None
+
+    def sealer(self, person_id: str) -> Sealer | None:
+        return self.sealers([person_id], create=False).get(person_id)
+
+    def sealers(self, person_ids: Iterable[str], *, create: bool) -> dict[str, Sealer]:
+        found: dict[str, Sealer] = {}
+        missing = []
+        for person_id in dict.fromkeys(person_ids):
+            cached = self._cache.get(person_id)
+            if cached is not None:
+                found[person_id] = cached
+            else:
+                missing.append(person_id)
+        if not missing:
+            return found
+        with Session(self.engine) as session:
+            for start in range(0, len(missing), 500):
+                chunk = missing[start:start + 500]
+                for row in session.scalars(select(WrappedKey).where(WrappedKey.person_id.in_(chunk))):
+                    key = self._master.open(row.wrapped, _associated(row.person_id))
+                    found[row.person_id] = Sealer(key)
+                    self._cache.put(row.person_id, found[row.person_id])
+            if create:
+                now = dt.datetime.now(dt.UTC)
+                for person_id in missing:
+                    if person_id in found:
+                        continue
+                    key = new_key()
+                    session.add(WrappedKey(person_id=person_id, created_at=now,
+                                           wrapped=self._master.seal(key, _associated(person_id))))
+                    found[person_id] = Sealer(key)
+                session.commit()
+                for person_id in missing:
+                    self._cache.put(person_id, found[person_id])
+        return found
+
+    def index_key(self) -> bytes:
+        if self._index_key is None:
+            with Session(self.engine) as session:
+                row = session.get(WrappedKey, _INDEX_ID)
+                if row is None:
+                    key = new_key()
+                    session.add(WrappedKey(person_id=_INDEX_ID, created_at=dt.datetime.now(dt.UTC),
+                                           wrapped=self._master.seal(key, _associated(_INDEX_ID))))
+                    session.commit()
+                else:
+                    key = self._master.open(row.wrapped, _associated(_INDEX_ID))
+            self._index_key = key
+        return self._index_key
+
+    def destroy(self, person_ids: Iterable[str]) -> int:
+        ids = [p for p in person_ids if p not in _RESERVED]
+        self._cache.drop(ids)
+        with Session(self.engine) as session:
+            result = session.execute(delete(WrappedKey).where(WrappedKey.person_id.in_(ids)))
+            session.commit()
+        self._cache.drop(ids)
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def rewrap(self, new_master: bytes) -> int:
+        sealer = Sealer(new_master)
+        count = 0
+        with Session(self.engine) as session:
+            for row in session.scalars(select(WrappedKey)):
+                plain = self._master.open(row.wrapped, _associated(row.person_id))
+                row.wrapped = sealer.seal(plain, _associated(row.person_id))
+                count += row.person_id not in _RESERVED
+            session.commit()
+        self._master = sealer
+        self._cache.clear()
+        return count
+
+
+class MemoryKeyStore:
+    """Data keys in a dict, for tests and in-process experiments; same contract."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._index_key = new_key()
+
+    def index_key(self) -> bytes:
+        return self._index_key
+
+    def sealer(self, person_id: str) -> Sealer | None:
+        key = self._keys.get(person_id)
+        return Sealer(key) if key is not None else None
+
+    def sealers(self, person_ids: Iterable[str], *, create: bool) -> dict[str, Sealer]:
+        found = {}
+        with self._lock:
+            for person_id in person_ids:
+                key = self._keys.get(person_id)
+                if key is None and create:
+                    key = self._keys[person_id] = new_key()
+                if key is not None:
+                    found[person_id] = Sealer(key)
+        return found
+
+    def destroy(self, person_ids: Iterable[str]) -> int:
+        with self._lock:
+            return sum(self._keys.pop(p, None) is not None for p in person_ids)
+
+    def rewrap(self, new_master: bytes) -> int:
+        return len(self._keys)

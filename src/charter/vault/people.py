@@ -1,0 +1,88 @@
+"""Finding and creating people: by id, by visitor cookie, or by e-mail (blind index)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from charter.clock import Clock
+from charter.errors import Conflict, NotFound, Unprocessable
+from charter.vault.identifiers import BlindIndex, new_person_id
+from charter.vault.models import Person, VisitorId
+
+
+class PersonGone(Conflict):
+    """The person was erased or objected to the policy: nothing more is collected."""
+
+
+def get_person(session: Session, person_id: str) -> Person:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound("no person with that id", code="person_not_found")
+    return person
+
+
+def ensure_active(person: Person) -> None:
+    if person.erased_at is not None:
+        raise PersonGone("the person was erased", code="person_erased")
+    if person.objected_at is not None:
+        raise PersonGone("the person objected to the policy; their data is no longer processed",
+                         code="person_objected")
+
+
+def new_person(session: Session, clock: Clock, kind: str, *, customer_id: str | None = None) -> Person:
+    person = Person(id=new_person_id(), kind=kind, customer_id=customer_id, created_at=clock.now())
+    session.add(person)
+    return person
+
+
+def visitors(session: Session, clock: Clock, index: BlindIndex, visitor_ids: Iterable[str]) -> dict[str, str]:
+    """visitor id -> person id, creating a visitor person for each one never seen before."""
+    by_index = {index.visitor(v): v for v in dict.fromkeys(visitor_ids)}
+    found: dict[str, str] = {}
+    keys = list(by_index)
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        query = select(VisitorId.index, VisitorId.person_id).where(VisitorId.index.in_(chunk))
+        for digest, person_id in session.execute(query):
+            found[by_index[digest]] = person_id
+    for digest, visitor_id in by_index.items():
+        if visitor_id not in found:
+            person = new_person(session, clock, "visitor")
+            session.add(VisitorId(index=digest, person_id=person.id))
+            found[visitor_id] = person.id
+    session.flush()
+    return found
+
+
+def person_by_email(session: Session, index: BlindIndex, address: str) -> Person | None:
+    return session.scalars(
+        select(Person).where(Person.email_index == index.email(address), Person.erased_at.is_(None),
+                             Person.merged_into.is_(None))
+    ).first()
+
+
+def sign_up(session: Session, clock: Clock, index: BlindIndex, *, visitor_ids: list[str],
+            email: str | None, customer_id: str | None) -> Person:
+    """Create the user; the history of the visitor ids they signed up from becomes theirs."""
+    if email is not None and person_by_email(session, index, email) is not None:
+        raise Conflict("someone has already signed up with that e-mail address", code="email_taken")
+    linked = [get_person(session, pid) for pid in visitors(session, clock, index, visitor_ids).values()]
+    for person in linked:
+        ensure_active(person)
+        if person.kind != "visitor":
+            raise Unprocessable("a visitor id already belongs to a signed-up user", code="visitor_taken")
+    user = new_person(session, clock, "user", customer_id=customer_id)
+    user.email_index = index.email(email) if email is not None else None
+    session.flush()
+    for person in linked:
+        person.merged_into = user.id
+    return user
+
+
+def household(session: Session, person_id: str) -> list[str]:
+    """The person and every visitor merged into them: whose records are theirs."""
+    merged = session.scalars(select(Person.id).where(Person.merged_into == person_id)).all()
+    return [person_id, *merged]

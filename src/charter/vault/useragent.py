@@ -1,0 +1,35 @@
+"""Browser and device type from a User-Agent header. Only these two are kept (C12), never the
+header itself."""
+
+from __future__ import annotations
+
+import re
+
+_BROWSERS = (
+    ("Edge", re.compile(r"Edg(e|A|iOS)?/")),
+    ("Opera", re.compile(r"OPR/|Opera")),
+    ("Samsung Internet", re.compile(r"SamsungBrowser/")),
+    ("Firefox", re.compile(r"Firefox/|FxiOS/")),
+    ("Chrome", re.compile(r"Chrome/|CriOS/|Chromium/")),
+    ("Safari", re.compile(r"Safari/")),
+)
+_BOT = re.compile(r"bot|crawler|spider|curl/|wget/|python-requests|httpx", re.IGNORECASE)
+_TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)", re.IGNORECASE)
+_MOBILE = re.compile(r"Mobile|iPhone|Android", re.IGNORECASE)
+
+
+def browser_of(user_agent: str) -> str:
+    for name, pattern in _BROWSERS:
+        if pattern.search(user_agent):
+            return name
+    return "other"
+
+
+def device_type_of(user_agent: str) -> str:
+    if _BOT.search(user_agent):
+        return "bot"
+    if _TABLET.search(user_agent):
+        return "tablet"
+    if _MOBILE.search(user_agent):
+        return "mobile"
+    return "desktop"

@@ -1,0 +1,53 @@
+"""`POST /v1/collect`: a submission to one of the policy's collection points."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from charter.staff.service import Actor
+from charter.vault.collection import Submission, collect
+from charter.web.auth import Permit
+from charter.web.deps import PolicyDep, RuntimeDep, WriteSession
+
+router = APIRouter(prefix="/v1", tags=["collection"])
+Collector = Annotated[Actor, Depends(Permit("people:collect"))]
+FieldValue = Annotated[str, Field(max_length=100_000)]
+Identifier = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Who(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person_id: Identifier | None = None
+    visitor_id: Identifier | None = None
+    other_visitor_ids: list[Identifier] = Field(default_factory=list, max_length=50)
+    customer_id: Identifier | None = None
+
+
+class CollectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection_point: Annotated[str, Field(min_length=1, max_length=64)]
+    person: Who = Field(default_factory=Who)
+    fields: dict[Annotated[str, Field(max_length=64)], FieldValue] = Field(max_length=200)
+    source: Literal["given", "automatic", "other_source"] = "given"
+    source_name: Annotated[str, Field(max_length=64)] | None = None
+    publish: bool = Field(default=False, description="The person agreed to publication (reviews).")
+
+
+@router.post("/collect", status_code=201)
+def collect_submission(actor: Collector, body: CollectBody, runtime: RuntimeDep, policy: PolicyDep,
+                       session: WriteSession) -> dict[str, Any]:
+    """Store a submission as the policy declares it: refused if a mandatory field is missing or
+    a field is not declared."""
+    receipt = collect(session, runtime.keys, runtime.clock, policy, actor=actor.ref, submission=Submission(
+        collection_point=body.collection_point, fields=body.fields, person_id=body.person.person_id,
+        visitor_id=body.person.visitor_id, extra_visitor_ids=tuple(body.person.other_visitor_ids),
+        customer_id=body.person.customer_id, source=body.source, source_name=body.source_name,
+        publish=body.publish,
+    ))
+    return {"person_id": receipt.person_id, "submission_id": receipt.submission_id,
+            "stored_fields": list(receipt.stored_fields), "published": receipt.published}

@@ -1,0 +1,55 @@
+"""`POST /v1/events`: batches of log data, stored once per idempotency key, durable on 200."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from charter.staff.service import Actor
+from charter.vault.events import MAX_BATCH, IncomingEvent, record_events
+from charter.web.auth import Permit
+from charter.web.deps import PolicyDep, RuntimeDep, WriteSession
+
+router = APIRouter(prefix="/v1", tags=["events"])
+Writer = Annotated[Actor, Depends(Permit("events:write"))]
+Short = Annotated[str, Field(max_length=2048)]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["page_view", "click"]
+    time: AwareDatetime
+    visitor_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    person_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    ip: Annotated[str, Field(max_length=64)] | None = None
+    user_agent: Short | None = None
+    path: Short | None = None
+    item: Short | None = None
+    location: Annotated[str, Field(max_length=200)] | None = None
+    connection: Annotated[str, Field(max_length=64)] | None = None
+
+
+class EventBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+@router.post("/events")
+def post_events(actor: Writer, body: EventBatchIn, runtime: RuntimeDep, policy: PolicyDep,
+                session: WriteSession) -> dict[str, Any]:
+    """Store a batch of automatic events; the answer comes after the batch is committed."""
+    events = [
+        IncomingEvent(kind=e.type, time=e.time.astimezone(dt.UTC), visitor_id=e.visitor_id,
+                      person_id=e.person_id, ip=e.ip, user_agent=e.user_agent, path=e.path,
+                      item=e.item, location=e.location, connection=e.connection)
+        for e in body.events
+    ]
+    receipt = record_events(session, runtime.keys, runtime.clock, policy, actor=actor.ref,
+                            batch_key=body.idempotency_key, events=events)
+    return {"idempotency_key": receipt.key, "stored": receipt.stored, "duplicate": receipt.duplicate}
