@@ -6,20 +6,35 @@ carries the path of the value it is about, so that the loader can point at its l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
-from charter.policy.schema import Policy
+from charter.policy.schema import Policy, Purpose
 
 PathKey = tuple[str | int, ...]
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True)
 class Reference:
-    """A problem found by the reference checks, at `path` in the document."""
+    """A problem found by the reference checks, at `path` in the document.
+
+    `also` is the path of the other value the problem is about (the first declaration of a
+    duplicate id, the rule that already covers a category), if there is one.
+    """
 
     path: PathKey
     message: str
+    also: PathKey | None = None
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """`("sections", 2, "heading")` -> `sections[2].heading`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
 def expand_categories(reference: str, leaves: Sequence[str]) -> list[str]:
@@ -30,119 +45,190 @@ def expand_categories(reference: str, leaves: Sequence[str]) -> list[str]:
     return [leaf for leaf in leaves if leaf.startswith(prefix)]
 
 
-def _duplicates(ids: Iterable[str], path: PathKey, key: str, what: str) -> Iterator[Reference]:
-    seen: dict[str, int] = {}
-    for index, item_id in enumerate(ids):
-        if item_id in seen:
-            yield Reference((*path, index, key), f"duplicate {what} '{item_id}' (also item {seen[item_id]})")
-        else:
-            seen[item_id] = index
-
-
 def _unknown(value: str, what: str) -> str:
     return f"'{value}' is not a declared {what}"
 
 
-def check_references(policy: Policy) -> list[Reference]:
-    """Every cross-reference problem of `policy`, in document order of its sections."""
-    problems: list[Reference] = []
-    add = problems.extend
+def _duplicates(
+    items: Sequence[_Item], path: PathKey, key: str, what: str, id_of: Callable[[_Item], str]
+) -> Iterator[Reference]:
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        item_id = id_of(item)
+        if item_id in first:
+            also = (*path, first[item_id], key)
+            yield Reference(
+                (*path, index, key),
+                f"duplicate {what} '{item_id}', first declared at {dotted(also)}",
+                also,
+            )
+        else:
+            first[item_id] = index
 
-    add(_duplicates((s.id for s in policy.sections), ("sections",), "id", "section"))
-    add(_duplicates((s.id for s in policy.safeguards), ("safeguards",), "id", "safeguard"))
-    add(_duplicates((t.id for t in policy.additional_terms), ("additional_terms",), "id", "terms"))
-    add(_duplicates((c.id for c in policy.categories), ("categories",), "id", "category"))
-    add(_duplicates((s.id for s in policy.subjects), ("subjects",), "id", "subject"))
-    add(_duplicates((c.id for c in policy.collection_points), ("collection_points",), "id", "collection point"))
-    add(_duplicates((c.name for c in policy.cookies), ("cookies",), "name", "cookie"))
-    add(_duplicates((p.id for p in policy.purposes), ("purposes",), "id", "purpose"))
-    add(_duplicates((e.id for e in policy.enrichment_sources), ("enrichment_sources",), "id", "source"))
-    add(_duplicates((r.id for r in policy.recipients), ("recipients",), "id", "recipient"))
-    add(_duplicates((g.id for g in policy.transfer_grounds), ("transfer_grounds",), "id", "transfer ground"))
-    add(_duplicates((r.id for r in policy.rights), ("rights",), "id", "right"))
-    add(_duplicates((r.id for r in policy.roles), ("roles",), "id", "role"))
-    add(_duplicates((k.id for k in policy.retention.kept_longer_for), ("retention", "kept_longer_for"), "id", "reason"))
 
-    leaves = [c.id for c in policy.categories]
-    leaf_set = set(leaves)
-    for index, category in enumerate(policy.categories):
-        if any(other.startswith(category.id + ".") for other in leaves):
-            problems.append(Reference(("categories", index, "id"),
-                                      f"'{category.id}' is both a category and a group of categories"))
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
 
-    subjects = {s.id for s in policy.subjects}
-    purposes = {p.id: p for p in policy.purposes}
-    roles = {r.id for r in policy.roles}
 
-    def category_refs(refs: Sequence[str], path: PathKey) -> None:
+def _id_of(item: _HasId) -> str:
+    return item.id
+
+
+def _duplicate_ids(policy: Policy) -> Iterator[Reference]:
+    with_ids: list[tuple[Sequence[_HasId], PathKey, str]] = [
+        (policy.sections, ("sections",), "section"),
+        (policy.safeguards, ("safeguards",), "safeguard"),
+        (policy.additional_terms, ("additional_terms",), "terms"),
+        (policy.categories, ("categories",), "category"),
+        (policy.subjects, ("subjects",), "subject"),
+        (policy.collection_points, ("collection_points",), "collection point"),
+        (policy.purposes, ("purposes",), "purpose"),
+        (policy.enrichment_sources, ("enrichment_sources",), "source"),
+        (policy.recipients, ("recipients",), "recipient"),
+        (policy.transfer_grounds, ("transfer_grounds",), "transfer ground"),
+        (policy.rights, ("rights",), "right"),
+        (policy.roles, ("roles",), "role"),
+        (policy.retention.kept_longer_for, ("retention", "kept_longer_for"), "reason"),
+    ]
+    for items, path, what in with_ids:
+        yield from _duplicates(items, path, "id", what, _id_of)
+    yield from _duplicates(policy.cookies, ("cookies",), "name", "cookie", lambda c: c.name)
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """What a policy declares, to check its references against. A duplicate id (reported on
+    its own) counts as its first declaration, so that it causes no further problems."""
+
+    leaves: list[str]
+    subjects: frozenset[str]
+    purposes: dict[str, Purpose]
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, policy: Policy) -> _Declared:
+        purposes: dict[str, Purpose] = {}
+        for purpose in policy.purposes:
+            purposes.setdefault(purpose.id, purpose)
+        return cls(
+            leaves=[c.id for c in policy.categories],
+            subjects=frozenset(s.id for s in policy.subjects),
+            purposes=purposes,
+            roles=frozenset(r.id for r in policy.roles),
+        )
+
+    def categories(self, refs: Sequence[str], path: PathKey) -> Iterator[Reference]:
         for index, ref in enumerate(refs):
-            if not expand_categories(ref, leaves):
-                problems.append(Reference((*path, index), _unknown(ref, "category or group of categories")))
+            if not expand_categories(ref, self.leaves):
+                yield Reference((*path, index), _unknown(ref, "category or group of categories"))
 
-    def id_refs(refs: Sequence[str], known: Iterable[str], path: PathKey, what: str) -> None:
+    @staticmethod
+    def ids(
+        refs: Sequence[str], known: Iterable[str], path: PathKey, what: str
+    ) -> Iterator[Reference]:
         known_set = set(known)
         for index, ref in enumerate(refs):
             if ref not in known_set:
-                problems.append(Reference((*path, index), _unknown(ref, what)))
+                yield Reference((*path, index), _unknown(ref, what))
 
+
+def _category_groups(policy: Policy) -> Iterator[Reference]:
+    leaves = [c.id for c in policy.categories]
+    for index, category in enumerate(policy.categories):
+        if any(other.startswith(category.id + ".") for other in leaves):
+            yield Reference(
+                ("categories", index, "id"),
+                f"'{category.id}' is both a category and a group of categories",
+            )
+
+
+def _collection_points(policy: Policy, declared: _Declared) -> Iterator[Reference]:
+    leaf_set = set(declared.leaves)
     for index, point in enumerate(policy.collection_points):
         base: PathKey = ("collection_points", index)
-        id_refs(point.subjects, subjects, (*base, "subjects"), "subject")
+        yield from declared.ids(point.subjects, declared.subjects, (*base, "subjects"), "subject")
         if point.readable_by_roles is not None:
-            id_refs(point.readable_by_roles, roles, (*base, "readable_by_roles"), "role")
-        add(_duplicates((f.name for f in point.fields), (*base, "fields"), "name", "field"))
+            roles_path = (*base, "readable_by_roles")
+            yield from declared.ids(point.readable_by_roles, declared.roles, roles_path, "role")
+        fields_path = (*base, "fields")
+        yield from _duplicates(point.fields, fields_path, "name", "field", lambda f: f.name)
         for field_index, field in enumerate(point.fields):
             if field.category not in leaf_set:
                 # A field holds one value, so it names one category, never a group.
-                path = (*base, "fields", field_index, "category")
-                problems.append(Reference(path, _unknown(field.category, "category")))
+                path = (*fields_path, field_index, "category")
+                yield Reference(path, _unknown(field.category, "category"))
 
+
+def _cookies(policy: Policy, declared: _Declared) -> Iterator[Reference]:
     for index, cookie in enumerate(policy.cookies):
-        id_refs(cookie.subjects, subjects, ("cookies", index, "subjects"), "subject")
-        if cookie.purpose not in purposes:
-            problems.append(Reference(("cookies", index, "purpose"), _unknown(cookie.purpose, "purpose")))
+        base: PathKey = ("cookies", index)
+        yield from declared.ids(cookie.subjects, declared.subjects, (*base, "subjects"), "subject")
+        if cookie.purpose not in declared.purposes:
+            yield Reference((*base, "purpose"), _unknown(cookie.purpose, "purpose"))
 
-    for index, purpose in enumerate(policy.purposes):
-        category_refs(purpose.categories, ("purposes", index, "categories"))
 
-    for index, source in enumerate(policy.enrichment_sources):
-        category_refs(source.categories, ("enrichment_sources", index, "categories"))
-
+def _recipients(policy: Policy, declared: _Declared) -> Iterator[Reference]:
+    purposes = declared.purposes
     for index, recipient in enumerate(policy.recipients):
-        base = ("recipients", index)
-        id_refs(recipient.purposes, purposes, (*base, "purposes"), "purpose")
-        category_refs(recipient.categories, (*base, "categories"))
+        base: PathKey = ("recipients", index)
+        yield from declared.ids(recipient.purposes, purposes, (*base, "purposes"), "purpose")
+        yield from declared.categories(recipient.categories, (*base, "categories"))
+        if not all(p in purposes for p in recipient.purposes):
+            continue  # what its purposes allow is unknown: the undeclared purpose is the problem
         allowed = {
             leaf
-            for purpose_id in recipient.purposes if purpose_id in purposes
+            for purpose_id in recipient.purposes
             for ref in purposes[purpose_id].categories
-            for leaf in expand_categories(ref, leaves)
+            for leaf in expand_categories(ref, declared.leaves)
         }
         for cat_index, ref in enumerate(recipient.categories):
-            outside = [leaf for leaf in expand_categories(ref, leaves) if leaf not in allowed]
-            if outside and all(p in purposes for p in recipient.purposes):
-                problems.append(Reference(
+            outside = [
+                leaf for leaf in expand_categories(ref, declared.leaves) if leaf not in allowed
+            ]
+            if outside:
+                yield Reference(
                     (*base, "categories", cat_index),
                     f"receives {', '.join(outside)}, which none of its purposes "
                     f"({', '.join(recipient.purposes)}) may use",
-                ))
+                )
 
-    for index, role in enumerate(policy.roles):
-        id_refs(role.purposes, purposes, ("roles", index, "purposes"), "purpose")
 
+def _retention(policy: Policy, declared: _Declared) -> Iterator[Reference]:
     covered: dict[str, int] = {}
     for index, rule in enumerate(policy.retention.rules):
         path: PathKey = ("retention", "rules", index, "category")
-        matched = expand_categories(rule.category, leaves)
+        matched = expand_categories(rule.category, declared.leaves)
         if not matched:
-            problems.append(Reference(path, _unknown(rule.category, "category or group of categories")))
+            yield Reference(path, _unknown(rule.category, "category or group of categories"))
         for leaf in matched:
             if leaf in covered:
-                problems.append(Reference(path, f"category '{leaf}' already has a retention rule (rule {covered[leaf]})"))
+                also = ("retention", "rules", covered[leaf], "category")
+                message = f"category '{leaf}' already has a retention rule, at {dotted(also)}"
+                yield Reference(path, message, also)
             else:
                 covered[leaf] = index
     for index, category in enumerate(policy.categories):
         if category.id not in covered:
-            problems.append(Reference(("categories", index, "id"),
-                                      f"category '{category.id}' has no retention rule"))
+            yield Reference(
+                ("categories", index, "id"), f"category '{category.id}' has no retention rule"
+            )
+
+
+def check_references(policy: Policy) -> list[Reference]:
+    """Every cross-reference problem of `policy`, in document order of its sections."""
+    declared = _Declared.of(policy)
+    problems = [*_duplicate_ids(policy), *_category_groups(policy)]
+    problems += _collection_points(policy, declared)
+    problems += _cookies(policy, declared)
+    for index, purpose in enumerate(policy.purposes):
+        problems += declared.categories(purpose.categories, ("purposes", index, "categories"))
+    for index, source in enumerate(policy.enrichment_sources):
+        path: PathKey = ("enrichment_sources", index, "categories")
+        problems += declared.categories(source.categories, path)
+    problems += _recipients(policy, declared)
+    for index, role in enumerate(policy.roles):
+        path = ("roles", index, "purposes")
+        problems += declared.ids(role.purposes, declared.purposes, path, "purpose")
+    problems += _retention(policy, declared)
     return problems
