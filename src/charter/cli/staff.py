@@ -20,7 +20,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="A handle, e.g. alice or web-backend.")],
-    role: Annotated[str, typer.Option("--role", help="A role from the policy's personnel section.")],
+    role: Annotated[
+        str, typer.Option("--role", help="A role from the policy's personnel section.")
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Add a staff member with a role."""
@@ -28,8 +30,9 @@ def add(
     db = context.database()
     try:
         with db.writing() as session:
-            member = service.add_staff(session, context.clock, policy, actor=context.operator(),
-                                       name=name, role=role)
+            member = service.add_staff(
+                session, context.clock, policy, actor=context.operator(), name=name, role=role
+            )
             result = {"name": member.name, "role": member.role}
     except CharterError as exc:
         fail(exc.message)
@@ -43,15 +46,26 @@ def add(
 def list_(as_json: JsonFlag = False) -> None:
     """List staff members, their roles and whether they are active."""
     with context.database().reading() as session:
-        rows = [{"name": m.name, "role": m.role, "active": m.active,
-                 "created_at": m.created_at.isoformat()} for m in service.list_staff(session)]
+        rows = [
+            {
+                "name": m.name,
+                "role": m.role,
+                "active": m.active,
+                "created_at": m.created_at.isoformat(),
+            }
+            for m in service.list_staff(session)
+        ]
     if as_json:
         emit_json({"staff": rows})
         return
     table = Table("name", "role", "active", "since")
     for row in rows:
-        table.add_row(str(row["name"]), str(row["role"]), "yes" if row["active"] else "no",
-                      str(row["created_at"])[:19])
+        table.add_row(
+            str(row["name"]),
+            str(row["role"]),
+            "yes" if row["active"] else "no",
+            str(row["created_at"])[:19],
+        )
     Console().print(table)
 
 

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
@@ -63,21 +64,36 @@ def _staff_by_name(session: Session, name: str) -> StaffMember:
     return member
 
 
-def add_staff(session: Session, clock: Clock, policy: CompiledPolicy, *, actor: str,
-              name: str, role: str) -> StaffMember:
+def add_staff(
+    session: Session, clock: Clock, policy: CompiledPolicy, *, actor: str, name: str, role: str
+) -> StaffMember:
     """Add a staff member with a role from the policy's personnel section."""
     if not _NAME_SHAPE.match(name):
-        raise Unprocessable("a staff name is 1-64 lower-case letters, digits, '.', '_' or '-'",
-                            code="invalid_staff_name")
+        raise Unprocessable(
+            "a staff name is 1-64 lower-case letters, digits, '.', '_' or '-'",
+            code="invalid_staff_name",
+        )
     if role not in policy.role_permissions:
         known = ", ".join(sorted(policy.role_permissions))
-        raise Unprocessable(f"'{role}' is not a role of the policy (roles: {known})", code="unknown_role")
+        raise Unprocessable(
+            f"'{role}' is not a role of the policy (roles: {known})", code="unknown_role"
+        )
     if session.scalars(select(StaffMember.id).where(StaffMember.name == name)).first() is not None:
         raise Conflict(f"a staff member named '{name}' already exists", code="staff_exists")
     member = StaffMember(name=name, role=role, active=True, created_at=clock.now())
-    session.add(member)
-    session.flush()
-    record(session, clock, Event(actor, "staff:member:added", f"staff:{member.id}", details={"role": role}))
+    try:
+        # A savepoint, so that losing a race for the name leaves the caller's transaction usable.
+        with session.begin_nested():
+            session.add(member)
+    except IntegrityError:
+        raise Conflict(
+            f"a staff member named '{name}' already exists", code="staff_exists"
+        ) from None
+    record(
+        session,
+        clock,
+        Event(actor, "staff:member:added", f"staff:{member.id}", details={"role": role}),
+    )
     return member
 
 
@@ -95,8 +111,14 @@ def disable_staff(session: Session, clock: Clock, *, actor: str, name: str) -> S
     return member
 
 
-def create_key(session: Session, clock: Clock, *, actor: str, staff_name: str,
-               expires_in: dt.timedelta | None = None) -> IssuedKey:
+def create_key(
+    session: Session,
+    clock: Clock,
+    *,
+    actor: str,
+    staff_name: str,
+    expires_in: dt.timedelta | None = None,
+) -> IssuedKey:
     """Issue a key for a staff member. The returned key is the only copy of its secret."""
     member = _staff_by_name(session, staff_name)
     if not member.active:
@@ -108,11 +130,24 @@ def create_key(session: Session, clock: Clock, *, actor: str, staff_name: str,
     secret = secrets.token_urlsafe(32)
     now = clock.now()
     expires_at = now + expires_in if expires_in is not None else None
-    row = ApiKey(key_id=key_id, secret_hash=_hash_secret(secret), staff_id=member.id,
-                 created_at=now, expires_at=expires_at)
+    row = ApiKey(
+        key_id=key_id,
+        secret_hash=_hash_secret(secret),
+        staff_id=member.id,
+        created_at=now,
+        expires_at=expires_at,
+    )
     session.add(row)
-    record(session, clock, Event(actor, "staff:key:created", f"key:{key_id}",
-                                 details={"staff": member.id, "expires": expires_at is not None}))
+    record(
+        session,
+        clock,
+        Event(
+            actor,
+            "staff:key:created",
+            f"key:{key_id}",
+            details={"staff": member.id, "expires": expires_at is not None},
+        ),
+    )
     return IssuedKey(f"{KEY_PREFIX}_{key_id}_{secret}", key_id, member.name, expires_at)
 
 
@@ -161,14 +196,27 @@ def authenticate(session: Session, clock: Clock, policy: CompiledPolicy, present
         raise AuthenticationFailed("the staff member is disabled", code="staff_disabled")
     permissions = policy.role_permissions.get(member.role)
     if permissions is None:
-        raise AuthenticationFailed("the staff member's role is not in the policy", code="unknown_role")
+        raise AuthenticationFailed(
+            "the staff member's role is not in the policy", code="unknown_role"
+        )
     return Actor(member.id, key.key_id, member.role, permissions)
 
 
-def record_failed_authentication(session: Session, clock: Clock, *, code: str, key_id: str | None) -> None:
+def record_failed_authentication(
+    session: Session, clock: Clock, *, code: str, key_id: str | None
+) -> None:
     """Audit a refused key; the entry names the key id at most, never the secret."""
-    record(session, clock, Event("anonymous", "auth:key:refused", f"key:{key_id}" if key_id else "",
-                                 outcome="refused", details={"code": code}))
+    record(
+        session,
+        clock,
+        Event(
+            "anonymous",
+            "auth:key:refused",
+            f"key:{key_id}" if key_id else "",
+            outcome="refused",
+            details={"code": code},
+        ),
+    )
 
 
 def presented_key_id(presented: str) -> str | None:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from charter.errors import CharterError
+from charter.errors import CharterError, Unauthenticated
 
 log = logging.getLogger("charter.web")
 
@@ -39,12 +39,16 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 
 async def _charter_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CharterError)  # noqa: S101 - registered for CharterError only
-    return JSONResponse(exc.as_json(), status_code=exc.status)
+    if not isinstance(exc, CharterError):  # pragma: no cover - only registered for it
+        raise TypeError(type(exc).__name__)
+    # RFC 9110 s. 15.5.2: a 401 names the scheme that would be accepted.
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type only
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover - only registered for it
+        raise TypeError(type(exc).__name__)
     details = []
     for item in exc.errors():
         loc = tuple(item.get("loc", ()))
@@ -57,7 +61,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for this type only
+    if not isinstance(exc, HTTPException):  # pragma: no cover - only registered for it
+        raise TypeError(type(exc).__name__)
     code = _HTTP_CODES.get(exc.status_code, "error")
     response = error_response(exc.status_code, code, str(exc.detail))
     if exc.headers:

@@ -7,12 +7,14 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
-    """Refuse a body over `max_bytes`, whether it declares its length or streams it."""
+    """Refuse a body over `max_bytes`, whether it declares its length or streams it.
+
+    The body is read in full (up to the limit) before the app sees the request. Reading it as
+    the app asks for it would be too late: FastAPI turns any error raised while it reads a body
+    into a 400, and a route that never reads its body would run with an oversize one. Charter
+    takes no uploads, so holding at most `max_bytes` per request is the price of a clear 413.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -30,29 +32,24 @@ class BodySizeLimit:
                 if int(value) > self.max_bytes:
                     await self._refuse(send, 413, "too_large", self._too_large())
                     return
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                # The client went away before sending its body; let the app see that.
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
                 await self._refuse(send, 413, "too_large", self._too_large())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.max_bytes} bytes"
@@ -60,9 +57,25 @@ class BodySizeLimit:
     @staticmethod
     async def _refuse(send: Send, status: int, code: str, message: str) -> None:
         body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
+
+
+def _replay(pending: list[Message], receive: Receive) -> Receive:
+    """A `receive` that hands out the messages already read, then reads on (disconnects)."""
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay

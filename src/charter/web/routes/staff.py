@@ -28,13 +28,22 @@ class NewKey(BaseModel):
 
 
 def _staff_json(member: StaffMember) -> dict[str, Any]:
-    return {"name": member.name, "role": member.role, "active": member.active,
-            "created_at": member.created_at, "disabled_at": member.disabled_at}
+    return {
+        "name": member.name,
+        "role": member.role,
+        "active": member.active,
+        "created_at": member.created_at,
+        "disabled_at": member.disabled_at,
+    }
 
 
 def _key_json(key: ApiKey) -> dict[str, Any]:
-    return {"key_id": key.key_id, "created_at": key.created_at, "expires_at": key.expires_at,
-            "revoked_at": key.revoked_at}
+    return {
+        "key_id": key.key_id,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+    }
 
 
 @router.get("/staff")
@@ -43,22 +52,30 @@ def list_staff(_: Manager, session: ReadSession) -> dict[str, Any]:
 
 
 @router.post("/staff", status_code=201)
-def add_staff(actor: Manager, body: NewStaff, runtime: RuntimeDep, policy: PolicyDep,
-              session: WriteSession) -> dict[str, Any]:
-    member = service.add_staff(session, runtime.clock, policy, actor=actor.ref, name=body.name, role=body.role)
+def add_staff(
+    actor: Manager, body: NewStaff, runtime: RuntimeDep, policy: PolicyDep, session: WriteSession
+) -> dict[str, Any]:
+    member = service.add_staff(
+        session, runtime.clock, policy, actor=actor.ref, name=body.name, role=body.role
+    )
     return _staff_json(member)
 
 
 @router.post("/staff/{name}/disable")
-def disable_staff(actor: Manager, name: str, runtime: RuntimeDep, session: WriteSession) -> dict[str, Any]:
+def disable_staff(
+    actor: Manager, name: str, runtime: RuntimeDep, session: WriteSession
+) -> dict[str, Any]:
     return _staff_json(service.disable_staff(session, runtime.clock, actor=actor.ref, name=name))
 
 
 @router.post("/staff/{name}/keys", status_code=201)
-def create_key(actor: Manager, name: str, body: NewKey, runtime: RuntimeDep,
-               session: WriteSession) -> dict[str, Any]:
+def create_key(
+    actor: Manager, name: str, body: NewKey, runtime: RuntimeDep, session: WriteSession
+) -> dict[str, Any]:
     expires = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    issued = service.create_key(session, runtime.clock, actor=actor.ref, staff_name=name, expires_in=expires)
+    issued = service.create_key(
+        session, runtime.clock, actor=actor.ref, staff_name=name, expires_in=expires
+    )
     return {"key": issued.key, "key_id": issued.key_id, "expires_at": issued.expires_at}
 
 
@@ -68,5 +85,7 @@ def list_keys(_: Manager, name: str, session: ReadSession) -> dict[str, Any]:
 
 
 @router.delete("/keys/{key_id}")
-def revoke_key(actor: Manager, key_id: str, runtime: RuntimeDep, session: WriteSession) -> dict[str, Any]:
+def revoke_key(
+    actor: Manager, key_id: str, runtime: RuntimeDep, session: WriteSession
+) -> dict[str, Any]:
     return _key_json(service.revoke_key(session, runtime.clock, actor=actor.ref, key_id=key_id))
