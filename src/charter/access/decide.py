@@ -38,38 +38,54 @@ class Decision:
 ALLOWED = Decision(True, "allowed", "the policy and the person's choices allow this use")
 
 
-def decide(policy: CompiledPolicy, role: str, purpose: str, categories: Iterable[str],
-           person: PersonState) -> Decision:
+def decide(  # noqa: PLR0911 - one return per refusal reason, in the order they are checked
+    policy: CompiledPolicy, role: str, purpose: str, categories: Iterable[str], person: PersonState
+) -> Decision:
     """The decision for one use; refusals say why (C2, C18, C21, C22, C26)."""
     if person.erased:
         return Decision(False, "person_erased", "the person was erased")
     if person.objected:
-        return Decision(False, "person_objected",
-                        "the person objected to the policy; their data is no longer processed")
+        return Decision(
+            False,
+            "person_objected",
+            "the person objected to the policy; their data is no longer processed",
+        )
     basis = policy.purpose_basis.get(purpose)
     if basis is None:
         return Decision(False, "unknown_purpose", f"'{purpose}' is not a purpose of the policy")
     role_purposes = policy.role_purposes.get(role)
     if role_purposes is None or purpose not in role_purposes:
-        return Decision(False, "role_may_not_use_purpose", f"the role '{role}' may not act for '{purpose}'")
+        return Decision(
+            False, "role_may_not_use_purpose", f"the role '{role}' may not act for '{purpose}'"
+        )
     allowed = policy.purpose_categories[purpose]
     for category in categories:
         if category not in allowed:
             if category not in policy.categories:
-                return Decision(False, "unknown_category", f"'{category}' is not a category of the policy")
-            return Decision(False, "purpose_may_not_use_category",
-                            f"the purpose '{purpose}' may not use '{category}'")
+                return Decision(
+                    False, "unknown_category", f"'{category}' is not a category of the policy"
+                )
+            return Decision(
+                False,
+                "purpose_may_not_use_category",
+                f"the purpose '{purpose}' may not use '{category}'",
+            )
     if basis == "service":
         return ALLOWED
     choices = person.choices
     if purpose in policy.sale_or_sharing and choices.get(GPC_TOPIC):
-        return Decision(False, "gpc_opt_out",
-                        "the person opted out of sale and sharing (Global Privacy Control)")
+        return Decision(
+            False,
+            "gpc_opt_out",
+            "the person opted out of sale and sharing (Global Privacy Control)",
+        )
     choice = choices.get("purpose:" + purpose)
     if basis == "opt_out":
         if choice is False:
             return Decision(False, "opted_out", f"the person opted out of '{purpose}'")
         return ALLOWED
     if choice is not True:
-        return Decision(False, "consent_required", f"'{purpose}' needs the person's consent, not given")
+        return Decision(
+            False, "consent_required", f"'{purpose}' needs the person's consent, not given"
+        )
     return ALLOWED

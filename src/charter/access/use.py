@@ -20,10 +20,11 @@ from charter.consent.choices import current_choices
 from charter.policy.compiled import CompiledPolicy
 from charter.staff.service import Actor
 from charter.vault.collection import record_ad
+from charter.vault.crypto import DecryptionFailed, Sealer
 from charter.vault.events import event_ad
 from charter.vault.keystore import KeyStore
 from charter.vault.models import LogEvent, Record
-from charter.vault.people import get_person, household
+from charter.vault.people import household, owner_of
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,15 @@ class Value:
     source_name: str | None
 
     def as_json(self) -> dict[str, object]:
-        return {"category": self.category, "field": self.field,
-                "collection_point": self.collection_point, "value": self.value,
-                "collected_at": self.collected_at, "source": self.source,
-                "source_name": self.source_name}
+        return {
+            "category": self.category,
+            "field": self.field,
+            "collection_point": self.collection_point,
+            "value": self.value,
+            "collected_at": self.collected_at,
+            "source": self.source,
+            "source_name": self.source_name,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,66 +56,178 @@ class Use:
     decision: Decision
     values: tuple[Value, ...] = ()
     withheld: int = 0
+    # Values that do not decrypt where they are stored: altered, copied from another row or
+    # person, or left without a key. Never returned; counted and recorded in the audit log.
+    unreadable: int = 0
 
 
 def person_state(session: Session, person_id: str) -> PersonState:
-    person = get_person(session, person_id)
-    return PersonState(erased=person.erased_at is not None, objected=person.objected_at is not None,
-                       choices=current_choices(session, person.id).current)
+    """The state decide() needs; a visitor who signed up is decided as the user they became."""
+    person = owner_of(session, person_id)
+    return PersonState(
+        erased=person.erased_at is not None,
+        objected=person.objected_at is not None,
+        choices=current_choices(session, person.id).current,
+    )
 
 
-def ask(session: Session, clock: Clock, policy: CompiledPolicy, *, actor: Actor, person_id: str,
-        purpose: str, categories: Sequence[str], action: str = "access:decision:asked") -> Decision:
+def _audited_use(
+    policy: CompiledPolicy, purpose: str, categories: Sequence[str]
+) -> dict[str, object]:
+    # Only the policy's own names go into the audit log: a name it does not know came from the
+    # caller and could be anything, personal data included; it is counted, not copied.
+    known = sorted({c for c in categories if c in policy.categories})
+    return {
+        "purpose": purpose if purpose in policy.purpose_basis else None,
+        "categories": known,
+        "unknown_categories": len(set(categories)) - len(known),
+    }
+
+
+def ask(
+    session: Session,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: Actor,
+    person_id: str,
+    purpose: str,
+    categories: Sequence[str],
+    action: str = "access:decision:asked",
+) -> Decision:
     """Decide a use without returning data, and record the decision."""
-    decision = decide(policy, actor.role, purpose, categories, person_state(session, person_id))
-    record(session, clock, Event(actor.ref, action, f"person:{person_id}",
-                                 outcome="allowed" if decision.allowed else "refused",
-                                 details={"purpose": purpose, "categories": sorted(categories),
-                                          "code": decision.code}))
+    owner = owner_of(session, person_id).id
+    decision = decide(policy, actor.role, purpose, categories, person_state(session, owner))
+    record(
+        session,
+        clock,
+        Event(
+            actor.ref,
+            action,
+            f"person:{owner}",
+            outcome="allowed" if decision.allowed else "refused",
+            details={**_audited_use(policy, purpose, categories), "code": decision.code},
+        ),
+    )
     return decision
 
 
 def _log_fields(policy: CompiledPolicy) -> dict[str, str]:
-    return {f.name: f.category for point in policy.policy.collection_points
-            if point.method == "automatic" for f in point.fields}
+    return {
+        f.name: f.category
+        for point in policy.policy.collection_points
+        if point.method == "automatic"
+        for f in point.fields
+    }
 
 
-def use_personal_data(session: Session, keys: KeyStore, clock: Clock, policy: CompiledPolicy, *,
-                      actor: Actor, person_id: str, purpose: str, categories: Sequence[str],
-                      event_limit: int = 1000) -> Use:
+def use_personal_data(
+    session: Session,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: Actor,
+    person_id: str,
+    purpose: str,
+    categories: Sequence[str],
+    event_limit: int = 1000,
+) -> Use:
     """Decide; if allowed, return the person's values in `categories`, decrypted."""
-    decision = ask(session, clock, policy, actor=actor, person_id=person_id, purpose=purpose,
-                   categories=categories, action="access:personal_data:used")
+    decision = ask(
+        session,
+        clock,
+        policy,
+        actor=actor,
+        person_id=person_id,
+        purpose=purpose,
+        categories=categories,
+        action="access:personal_data:used",
+    )
     if not decision.allowed:
         return Use(decision)
-    members = household(session, person_id)
+    members = household(session, owner_of(session, person_id).id)
     sealers = keys.sealers(members, create=False)
     wanted = set(categories)
     values: list[Value] = []
-    withheld = 0
-    for row in session.scalars(select(Record).where(Record.person_id.in_(members),
-                                                    Record.category.in_(wanted)).order_by(Record.collected_at)):
+    withheld = unreadable = 0
+    for row in session.scalars(
+        select(Record)
+        .where(Record.person_id.in_(members), Record.category.in_(wanted))
+        .order_by(Record.collected_at)
+    ):
         point = policy.collection_points.get(row.collection_point)
-        if point is not None and point.readable_by_roles is not None and actor.role not in point.readable_by_roles:
+        if (
+            point is not None
+            and point.readable_by_roles is not None
+            and actor.role not in point.readable_by_roles
+        ):
             withheld += 1  # e.g. job applications: recruiters only (C6)
             continue
-        sealer = sealers.get(row.person_id)
-        if sealer is None:
+        opened = _opened(sealers.get(row.person_id), row.sealed, record_ad(row.id, row.person_id))
+        if opened is None:
+            unreadable += 1
             continue
-        plain = sealer.open(row.sealed, record_ad(row.id, row.person_id)).decode()
-        values.append(Value(row.category, row.field, row.collection_point, plain,
-                            row.collected_at.isoformat(), row.source, row.source_name))
+        plain = opened.decode()
+        values.append(
+            Value(
+                row.category,
+                row.field,
+                row.collection_point,
+                plain,
+                row.collected_at.isoformat(),
+                row.source,
+                row.source_name,
+            )
+        )
     log_fields = {name: cat for name, cat in _log_fields(policy).items() if cat in wanted}
     if log_fields:
-        events = session.scalars(select(LogEvent).where(LogEvent.person_id.in_(members))
-                                 .order_by(LogEvent.collected_at.desc()).limit(event_limit))
+        events = session.scalars(
+            select(LogEvent)
+            .where(LogEvent.person_id.in_(members))
+            .order_by(LogEvent.collected_at.desc())
+            .limit(event_limit)
+        )
         for event in events:
             sealer = sealers.get(event.person_id)
-            if sealer is None:
+            opened = _opened(sealer, event.sealed, event_ad(event.id, event.person_id))
+            if opened is None:
+                unreadable += 1
                 continue
-            payload = json.loads(sealer.open(event.sealed, event_ad(event.id, event.person_id)))
+            payload = json.loads(opened)
             for name, category in log_fields.items():
                 if name in payload:
-                    values.append(Value(category, name, event.collection_point, str(payload[name]),
-                                        event.collected_at.isoformat(), "automatic", None))
-    return Use(decision, tuple(values), withheld)
+                    values.append(
+                        Value(
+                            category,
+                            name,
+                            event.collection_point,
+                            str(payload[name]),
+                            event.collected_at.isoformat(),
+                            "automatic",
+                            None,
+                        )
+                    )
+    if unreadable:
+        record(
+            session,
+            clock,
+            Event(
+                actor.ref,
+                "access:sealed_value:rejected",
+                f"person:{members[0]}",
+                outcome="failed",
+                details={"unreadable": unreadable},
+            ),
+        )
+    return Use(decision, tuple(values), withheld, unreadable)
+
+
+def _opened(sealer: Sealer | None, sealed: bytes, associated: bytes) -> bytes | None:
+    """The plaintext, or None if the value does not decrypt here."""
+    if sealer is None:
+        return None
+    try:
+        return sealer.open(sealed, associated)
+    except DecryptionFailed:
+        return None

@@ -23,7 +23,9 @@ GPC_TOPIC = "gpc"
 def topics(policy: CompiledPolicy) -> dict[str, str]:
     """Every topic a person can choose on, with what it means."""
     found = {f"purpose:{p.id}": p.label for p in policy.policy.purposes if p.basis != "service"}
-    for category in sorted({c.category for c in policy.policy.cookies if c.category != "essential"}):
+    for category in sorted(
+        {c.category for c in policy.policy.cookies if c.category != "essential"}
+    ):
         found[f"cookie:{category}"] = f"{category.capitalize()} cookies"
     found[GPC_TOPIC] = "Global Privacy Control: opt out of sale and sharing"
     return found
@@ -41,8 +43,11 @@ class Choices:
 
 
 def current_choices(session: Session, person_id: str) -> Choices:
-    rows = session.execute(select(CurrentChoice.topic, CurrentChoice.granted)
-                           .where(CurrentChoice.person_id == person_id))
+    rows = session.execute(
+        select(CurrentChoice.topic, CurrentChoice.granted).where(
+            CurrentChoice.person_id == person_id
+        )
+    )
     return Choices({row.topic: row.granted for row in rows})
 
 
@@ -55,19 +60,35 @@ class ChoiceView:
     at: str
 
     def as_json(self) -> dict[str, object]:
-        return {"topic": self.topic, "granted": self.granted, "method": self.method,
-                "policy_version": self.policy_version, "at": self.at}
+        return {
+            "topic": self.topic,
+            "granted": self.granted,
+            "method": self.method,
+            "policy_version": self.policy_version,
+            "at": self.at,
+        }
 
 
 def choice_history(session: Session, person_id: str) -> list[ChoiceView]:
-    rows = session.scalars(select(ChoiceChange).where(ChoiceChange.person_id == person_id)
-                           .order_by(ChoiceChange.id))
-    return [ChoiceView(r.topic, r.granted, r.method, r.policy_version, r.at.isoformat()) for r in rows]
+    rows = session.scalars(
+        select(ChoiceChange).where(ChoiceChange.person_id == person_id).order_by(ChoiceChange.id)
+    )
+    return [
+        ChoiceView(r.topic, r.granted, r.method, r.policy_version, r.at.isoformat()) for r in rows
+    ]
 
 
-def set_choices(session: Session, clock: Clock, policy: CompiledPolicy, *, actor: str,
-                person_id: str, choices: Mapping[str, bool], method: Method,
-                gpc: bool = False) -> Choices:
+def set_choices(
+    session: Session,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: str,
+    person_id: str,
+    choices: Mapping[str, bool],
+    method: Method,
+    gpc: bool = False,
+) -> Choices:
     """Record the person's choices; they govern the very next decision. The caller has
     checked that the person exists and is active (`vault.people.ensure_active`).
 
@@ -77,31 +98,109 @@ def set_choices(session: Session, clock: Clock, policy: CompiledPolicy, *, actor
     known = topics(policy)
     unknown = sorted(set(choices) - set(known))
     if unknown:
-        raise Unprocessable(f"not a choice the policy offers: {', '.join(unknown)}",
-                            code="unknown_choice", details={"topics": unknown, "offered": sorted(known)})
+        raise Unprocessable(
+            f"not a choice the policy offers: {', '.join(unknown)}",
+            code="unknown_choice",
+            details={"topics": unknown, "offered": sorted(known)},
+        )
     wanted = dict(choices)
     if gpc:
         wanted[GPC_TOPIC] = True
     if not wanted:
         raise Unprocessable("no choices given", code="no_choices")
     now = clock.now()
-    existing = {row.topic: row for row in session.scalars(
-        select(CurrentChoice).where(CurrentChoice.person_id == person_id,
-                                    CurrentChoice.topic.in_(list(wanted))))}
+    existing = {
+        row.topic: row
+        for row in session.scalars(
+            select(CurrentChoice).where(
+                CurrentChoice.person_id == person_id, CurrentChoice.topic.in_(list(wanted))
+            )
+        )
+    }
     for topic, granted in wanted.items():
         how = "gpc" if topic == GPC_TOPIC and gpc else method
-        session.add(ChoiceChange(person_id=person_id, topic=topic, granted=granted, method=how,
-                                 policy_version=policy.version, at=now))
+        session.add(
+            ChoiceChange(
+                person_id=person_id,
+                topic=topic,
+                granted=granted,
+                method=how,
+                policy_version=policy.version,
+                at=now,
+            )
+        )
         row = existing.get(topic)
         if row is None:
-            session.add(CurrentChoice(person_id=person_id, topic=topic, granted=granted, method=how,
-                                      policy_version=policy.version, at=now))
+            session.add(
+                CurrentChoice(
+                    person_id=person_id,
+                    topic=topic,
+                    granted=granted,
+                    method=how,
+                    policy_version=policy.version,
+                    at=now,
+                )
+            )
         else:
             row.granted, row.method, row.policy_version, row.at = granted, how, policy.version, now
-    record(session, clock, Event(actor, "consent:choices:set", f"person:{person_id}", details={
-        "method": method, "choices": {t: wanted[t] for t in sorted(wanted)}}))
+    record(
+        session,
+        clock,
+        Event(
+            actor,
+            "consent:choices:set",
+            f"person:{person_id}",
+            details={"method": method, "choices": {t: wanted[t] for t in sorted(wanted)}},
+        ),
+    )
     session.flush()
     return current_choices(session, person_id)
+
+
+def carry_choices(session: Session, from_ids: list[str], to_id: str) -> int:
+    """Give `to_id` the choices and history of the people merged into it (a visitor who
+    signs up): for each topic the latest choice holds, unless `to_id` chose since.
+    Returns how many topics were carried."""
+    if not from_ids:
+        return 0
+    for change in session.scalars(
+        select(ChoiceChange).where(ChoiceChange.person_id.in_(from_ids)).order_by(ChoiceChange.id)
+    ):
+        session.add(
+            ChoiceChange(
+                person_id=to_id,
+                topic=change.topic,
+                granted=change.granted,
+                method=change.method,
+                policy_version=change.policy_version,
+                at=change.at,
+            )
+        )
+    own = {
+        row.topic: row
+        for row in session.scalars(select(CurrentChoice).where(CurrentChoice.person_id == to_id))
+    }
+    carried: set[str] = set()
+    for row in session.scalars(
+        select(CurrentChoice)
+        .where(CurrentChoice.person_id.in_(from_ids))
+        .order_by(CurrentChoice.at)
+    ):
+        mine = own.get(row.topic)
+        if mine is not None and mine.at > row.at:
+            continue
+        if mine is None:
+            mine = own[row.topic] = CurrentChoice(person_id=to_id, topic=row.topic)
+            session.add(mine)
+        mine.granted, mine.method, mine.policy_version, mine.at = (
+            row.granted,
+            row.method,
+            row.policy_version,
+            row.at,
+        )
+        carried.add(row.topic)
+    session.flush()
+    return len(carried)
 
 
 def forget_choices(session: Session, person_ids: list[str]) -> None:

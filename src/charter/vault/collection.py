@@ -16,7 +16,14 @@ from charter.policy.schema import CollectionPoint
 from charter.vault.identifiers import BlindIndex, new_person_id, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
-from charter.vault.people import ensure_active, get_person, new_person, person_by_email, sign_up, visitors
+from charter.vault.people import (
+    ensure_active,
+    new_person,
+    owner_of,
+    person_by_email,
+    sign_up,
+    visitors,
+)
 
 Source = Literal["given", "automatic", "other_source"]
 # Kinds of person a collection point creates when it does not name one.
@@ -46,18 +53,39 @@ class Receipt:
     published: bool
 
 
-def check_fields(point: CollectionPoint, fields: Mapping[str, str]) -> None:
-    """Refuse undeclared fields and missing mandatory ones, naming every one (C17)."""
+def check_fields(
+    point: CollectionPoint, fields: Mapping[str, str], *, mandatory: bool = True
+) -> None:
+    """Refuse undeclared fields and missing mandatory ones, naming every one (C17).
+
+    `mandatory=False` for data from another source (C19): it adds to what the person gave,
+    so the form's mandatory fields are not asked of it, but it must bring some field.
+    """
     declared = {f.name for f in point.fields}
     undeclared = sorted(set(fields) - declared)
     if undeclared:
         raise Unprocessable(
             f"{point.id} does not declare {', '.join(undeclared)}; Charter stores only what the "
-            "policy announces", code="undeclared_fields", details={"fields": undeclared})
-    missing = [f.name for f in point.fields if f.mandatory and not str(fields.get(f.name, "")).strip()]
+            "policy announces",
+            code="undeclared_fields",
+            details={"fields": undeclared},
+        )
+    given = [name for name, value in fields.items() if str(value).strip()]
+    if not mandatory:
+        if not given:
+            raise Unprocessable(
+                "no field values given", code="missing_fields", details={"fields": []}
+            )
+        return
+    missing = [
+        f.name for f in point.fields if f.mandatory and not str(fields.get(f.name, "")).strip()
+    ]
     if missing:
-        raise Unprocessable(f"{point.id} needs {', '.join(missing)}", code="missing_fields",
-                            details={"fields": missing})
+        raise Unprocessable(
+            f"{point.id} needs {', '.join(missing)}",
+            code="missing_fields",
+            details={"fields": missing},
+        )
 
 
 def _check_source(policy: CompiledPolicy, point: CollectionPoint, submission: Submission) -> None:
@@ -65,16 +93,24 @@ def _check_source(policy: CompiledPolicy, point: CollectionPoint, submission: Su
         sources = {s.id: s for s in policy.policy.enrichment_sources}
         source = sources.get(submission.source_name or "")
         if source is None:
-            raise Unprocessable("data from another source must name a declared enrichment source "
-                                f"({', '.join(sources)})", code="unknown_source")
+            raise Unprocessable(
+                "data from another source must name a declared enrichment source "
+                f"({', '.join(sources)})",
+                code="unknown_source",
+            )
         allowed = {leaf for ref in source.categories for leaf in policy.expand(ref)}
         fields = {f.name: f.category for f in point.fields}
         outside = sorted(name for name in submission.fields if fields[name] not in allowed)
         if outside:
-            raise Unprocessable(f"{source.id} is not declared as a source of {', '.join(outside)}",
-                                code="category_not_from_source", details={"fields": outside})
+            raise Unprocessable(
+                f"{source.id} is not declared as a source of {', '.join(outside)}",
+                code="category_not_from_source",
+                details={"fields": outside},
+            )
     elif submission.source_name is not None:
-        raise Unprocessable("source_name is only for data from another source", code="unexpected_source_name")
+        raise Unprocessable(
+            "source_name is only for data from another source", code="unexpected_source_name"
+        )
     expected = "automatic" if point.method == "automatic" else "given"
     if submission.source not in (expected, "other_source"):
         raise Unprocessable(f"{point.id} collects data that is {expected}", code="wrong_source")
@@ -89,44 +125,84 @@ def _email_field(point: CollectionPoint, fields: Mapping[str, str]) -> str | Non
     return None
 
 
-def _person_for(session: Session, clock: Clock, index: BlindIndex, point: CollectionPoint,
-                submission: Submission) -> str:
+def _person_for(
+    session: Session,
+    clock: Clock,
+    index: BlindIndex,
+    point: CollectionPoint,
+    submission: Submission,
+) -> str:
+    if submission.source == "other_source":
+        # Enrichment adds to a person Charter already holds; it never creates one (C19).
+        if submission.person_id is None:
+            raise Unprocessable(
+                "data from another source is about a known person: give person_id",
+                code="person_required",
+            )
+        return _active_owner(session, submission.person_id)
     if point.creates_user:
         visitor_ids = [v for v in (submission.visitor_id, *submission.extra_visitor_ids) if v]
-        user = sign_up(session, clock, index, visitor_ids=visitor_ids,
-                       email=_email_field(point, submission.fields), customer_id=submission.customer_id)
+        user = sign_up(
+            session,
+            clock,
+            index,
+            visitor_ids=visitor_ids,
+            email=_email_field(point, submission.fields),
+            customer_id=submission.customer_id,
+        )
         return user.id
     if submission.person_id is not None:
-        person = get_person(session, submission.person_id)
-        ensure_active(person)
-        return person.id
+        return _active_owner(session, submission.person_id)
     separate = next((_KIND_OF_SUBJECT[s] for s in point.subjects if s in _KIND_OF_SUBJECT), None)
     if point.readable_by_roles is not None and separate is not None:
         # Kept apart from customer data (C6): a new person, never linked to a visitor.
         return new_person(session, clock, separate).id
     if point.method == "email" and separate is not None:
-        email = _email_field(point, submission.fields)
-        known = person_by_email(session, index, email) if email else None
-        if known is not None:
-            return known.id  # correspondence is kept with the person it came from (C7)
-        person = new_person(session, clock, separate)
-        person.email_index = index.email(email) if email else None
-        return person.id
+        return _sender(session, clock, index, separate, _email_field(point, submission.fields))
     if submission.visitor_id is not None:
         person_id = visitors(session, clock, index, [submission.visitor_id])[submission.visitor_id]
-        ensure_active(get_person(session, person_id))
-        return person_id
-    raise Unprocessable("say who the data is about: person_id or visitor_id", code="person_required")
+        return _active_owner(session, person_id)
+    raise Unprocessable(
+        "say who the data is about: person_id or visitor_id", code="person_required"
+    )
 
 
-def collect(session: Session, keys: KeyStore, clock: Clock, policy: CompiledPolicy, *,
-            actor: str, submission: Submission) -> Receipt:
+def _sender(session: Session, clock: Clock, index: BlindIndex, kind: str, email: str | None) -> str:
+    """Correspondence is kept with the person it came from (C7): found by the blind index of
+    the sender's address, or a new correspondent."""
+    known = person_by_email(session, index, email) if email else None
+    if known is not None:
+        ensure_active(known)
+        return known.id
+    person = new_person(session, clock, kind)
+    person.email_index = index.email(email) if email else None
+    return person.id
+
+
+def _active_owner(session: Session, person_id: str) -> str:
+    """Whose the data is (a visitor who signed up: the user), refused if they are gone."""
+    owner = owner_of(session, person_id)
+    ensure_active(owner)
+    return owner.id
+
+
+def collect(
+    session: Session,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: str,
+    submission: Submission,
+) -> Receipt:
     """Store one submission to a collection point, sealed under its person's key."""
     point = policy.collection_points.get(submission.collection_point)
     if point is None:
-        raise NotFound(f"'{submission.collection_point}' is not a collection point of the policy",
-                       code="unknown_collection_point")
-    check_fields(point, submission.fields)
+        raise NotFound(
+            f"'{submission.collection_point}' is not a collection point of the policy",
+            code="unknown_collection_point",
+        )
+    check_fields(point, submission.fields, mandatory=submission.source != "other_source")
     _check_source(policy, point, submission)
     index = BlindIndex(keys.index_key())
     person_id = _person_for(session, clock, index, point, submission)
@@ -134,21 +210,48 @@ def collect(session: Session, keys: KeyStore, clock: Clock, policy: CompiledPoli
     submission_id = new_person_id()
     now = clock.now()
     categories = {f.name: f.category for f in point.fields}
-    present = [name for name in (f.name for f in point.fields) if submission.fields.get(name) not in (None, "")]
+    present = [
+        name
+        for name in (f.name for f in point.fields)
+        if submission.fields.get(name) not in (None, "")
+    ]
     ids = new_record_ids(len(present))
     published = submission.publish and point.publication_needs_permission
     for record_id, name in zip(ids, present, strict=True):
-        session.add(Record(
-            id=record_id, person_id=person_id, submission_id=submission_id,
-            collection_point=point.id, field=name, category=categories[name],
-            source=submission.source, source_name=submission.source_name,
-            policy_version=policy.version, collected_at=now, published=published,
-            sealed=sealer.seal(str(submission.fields[name]).encode(), record_ad(record_id, person_id)),
-        ))
-    record(session, clock, Event(actor, "vault:submission:collected", f"person:{person_id}", details={
-        "collection_point": point.id, "submission": submission_id, "fields": present,
-        "source": submission.source, "published": published,
-    }))
+        session.add(
+            Record(
+                id=record_id,
+                person_id=person_id,
+                submission_id=submission_id,
+                collection_point=point.id,
+                field=name,
+                category=categories[name],
+                source=submission.source,
+                source_name=submission.source_name,
+                policy_version=policy.version,
+                collected_at=now,
+                published=published,
+                sealed=sealer.seal(
+                    str(submission.fields[name]).encode(), record_ad(record_id, person_id)
+                ),
+            )
+        )
+    record(
+        session,
+        clock,
+        Event(
+            actor,
+            "vault:submission:collected",
+            f"person:{person_id}",
+            details={
+                "collection_point": point.id,
+                "submission": submission_id,
+                "fields": present,
+                "source": submission.source,
+                "published": published,
+            },
+        ),
+    )
     return Receipt(person_id, submission_id, tuple(present), published)
 
 

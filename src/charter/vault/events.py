@@ -7,7 +7,6 @@ values already in stored form, and every event of a person is sealed under a cac
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,15 @@ from charter.vault.people import visitors
 from charter.vault.useragent import browser_of, device_type_of
 
 MAX_BATCH = 10_000
-_COLUMNS = ("id", "person_id", "kind", "collection_point", "policy_version", "collected_at", "sealed")
+_COLUMNS = (
+    "id",
+    "person_id",
+    "kind",
+    "collection_point",
+    "policy_version",
+    "collected_at",
+    "sealed",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,52 +83,96 @@ def _payload(event: IncomingEvent) -> bytes:
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _people(session: Session, clock: Clock, index: BlindIndex,
-            events: Sequence[IncomingEvent]) -> tuple[list[str], list[str]]:
+def _people(
+    session: Session, clock: Clock, index: BlindIndex, events: Sequence[IncomingEvent]
+) -> tuple[list[str], list[str]]:
     """Each event's person id, and the collection point it belongs to."""
     visitor_ids = {e.visitor_id for e in events if e.person_id is None and e.visitor_id}
     by_visitor = visitors(session, clock, index, visitor_ids) if visitor_ids else {}
     named = {e.person_id for e in events if e.person_id is not None}
     if any(e.person_id is None and not e.visitor_id for e in events):
         raise Unprocessable("every event needs a visitor_id or a person_id", code="person_required")
-    check = named | set(by_visitor.values())
-    rows = {}
-    listed = list(check)
-    for start in range(0, len(listed), 500):
-        chunk = listed[start:start + 500]
-        for row in session.execute(select(Person.id, Person.kind, Person.erased_at, Person.objected_at,
-                                          Person.merged_into).where(Person.id.in_(chunk))):
-            rows[row.id] = row
+    rows = _person_rows(session, named | set(by_visitor.values()))
     unknown = sorted(named - set(rows))
     if unknown:
-        raise NotFound(f"{len(unknown)} event(s) name a person who does not exist", code="person_not_found")
-    gone = [pid for pid, row in rows.items() if row.erased_at is not None or row.objected_at is not None]
+        raise NotFound(
+            f"{len(unknown)} event(s) name a person who does not exist", code="person_not_found"
+        )
+    # A visitor merged into a user at sign-up: their events are the user's now (C14), and
+    # stop with the user's erasure or objection.
+    rows.update(
+        _person_rows(session, {r.merged_into for r in rows.values() if r.merged_into} - set(rows))
+    )
+    owners = {pid: row.merged_into or pid for pid, row in rows.items()}
+    gone = {pid for pid, owner in owners.items() if rows[owner].gone}
     if gone:
-        raise Conflict(f"{len(gone)} event(s) are about people who were erased or objected",
-                       code="person_gone")
+        raise Conflict(
+            f"{len(gone)} person(s) named in the batch were erased or objected", code="person_gone"
+        )
     person_ids, points = [], []
     for event in events:
         pid = event.person_id if event.person_id is not None else by_visitor[event.visitor_id or ""]
-        # A visitor merged into a user at sign-up: their events are the user's now (C14).
-        owner = rows[pid].merged_into or pid
+        owner = owners[pid]
         person_ids.append(owner)
-        points.append("user_activity" if owner != pid or rows[pid].kind == "user" else "log_data")
+        points.append("user_activity" if rows[owner].kind == "user" else "log_data")
     return person_ids, points
 
 
-def record_events(session: Session, keys: KeyStore, clock: Clock, policy: CompiledPolicy, *,
-                  actor: str, batch_key: str, events: Sequence[IncomingEvent]) -> BatchReceipt:
-    """Store a batch once: a retried batch (same key, same events) is acknowledged, not stored again."""
+@dataclass(frozen=True, slots=True)
+class _Who:
+    kind: str
+    gone: bool
+    merged_into: str | None
+
+
+def _person_rows(session: Session, person_ids: set[str]) -> dict[str, _Who]:
+    rows: dict[str, _Who] = {}
+    listed = list(person_ids)
+    for start in range(0, len(listed), 500):
+        chunk = listed[start : start + 500]
+        query = select(
+            Person.id, Person.kind, Person.erased_at, Person.objected_at, Person.merged_into
+        ).where(Person.id.in_(chunk))
+        for row in session.execute(query):
+            gone = row.erased_at is not None or row.objected_at is not None
+            rows[row.id] = _Who(row.kind, gone, row.merged_into)
+    return rows
+
+
+def _batch_content(events: Sequence[IncomingEvent], payloads: Sequence[bytes]) -> bytes:
+    """What makes two batches the same: each event's kind, whose it is, and its stored fields."""
+    return b"\x1e".join(
+        json.dumps([e.kind, e.visitor_id, e.person_id], separators=(",", ":")).encode()
+        + b"\x1f"
+        + p
+        for e, p in zip(events, payloads, strict=True)
+    )
+
+
+def record_events(
+    session: Session,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: str,
+    batch_key: str,
+    events: Sequence[IncomingEvent],
+) -> BatchReceipt:
+    """Store a batch once: a retried batch (same key, same events) is acknowledged, not
+    stored again; the same key with other events is refused."""
     if not 0 < len(events) <= MAX_BATCH:
         raise Unprocessable(f"a batch holds 1 to {MAX_BATCH} events", code="batch_size")
     payloads = [_payload(e) for e in events]
-    digest = hashlib.sha256(b"\x1e".join(payloads)).hexdigest()
+    index = BlindIndex(keys.index_key())
+    digest = index.batch(_batch_content(events, payloads))
     earlier = session.get(EventBatch, batch_key)
     if earlier is not None:
         if earlier.digest != digest:
-            raise Conflict("this idempotency key was used for a different batch", code="idempotency_key_reused")
+            raise Conflict(
+                "this idempotency key was used for a different batch", code="idempotency_key_reused"
+            )
         return BatchReceipt(batch_key, earlier.count, duplicate=True)
-    index = BlindIndex(keys.index_key())
     person_ids, points = _people(session, clock, index, events)
     sealers = keys.sealers(person_ids, create=True)
     now = clock.now()
@@ -129,11 +180,29 @@ def record_events(session: Session, keys: KeyStore, clock: Clock, policy: Compil
     version = policy.version
     ids = new_record_ids(len(events))
     rows = [
-        (event_id, pid, event.kind, point, version, at, sealers[pid].seal(payload, event_ad(event_id, pid)))
-        for event_id, pid, point, event, payload in zip(ids, person_ids, points, events, payloads, strict=True)
+        (
+            event_id,
+            pid,
+            event.kind,
+            point,
+            version,
+            at,
+            sealers[pid].seal(payload, event_ad(event_id, pid)),
+        )
+        for event_id, pid, point, event, payload in zip(
+            ids, person_ids, points, events, payloads, strict=True
+        )
     ]
     bulk_insert(session.connection(), "events", _COLUMNS, rows)
     session.add(EventBatch(key=batch_key, digest=digest, count=len(rows), received_at=now))
-    record(session, clock, Event(actor, "vault:events:recorded", f"batch:{digest[:16]}",
-                                 details={"events": len(rows), "people": len(set(person_ids))}))
+    record(
+        session,
+        clock,
+        Event(
+            actor,
+            "vault:events:recorded",
+            f"batch:{digest[:16]}",
+            details={"events": len(rows), "people": len(set(person_ids))},
+        ),
+    )
     return BatchReceipt(batch_key, len(rows), duplicate=False)

@@ -26,6 +26,11 @@ class BlindIndex:
     def visitor(self, visitor_id: str) -> str:
         return self._digest("visitor", visitor_id.strip())
 
+    def batch(self, content: bytes) -> str:
+        """A keyed digest of an event batch: it tells a retry from a different batch without
+        keeping an unkeyed hash of the personal data in it."""
+        return hmac.new(self._key, b"batch\x00" + content, hashlib.sha256).hexdigest()
+
 
 def new_person_id() -> str:
     return secrets.token_hex(16)
@@ -34,4 +39,4 @@ def new_person_id() -> str:
 def new_record_ids(count: int) -> list[int]:
     """Random 63-bit ids, known before insert so that ciphertexts can be bound to them."""
     raw = secrets.token_bytes(8 * count)
-    return [int.from_bytes(raw[i:i + 8], "big") >> 1 for i in range(0, 8 * count, 8)]
+    return [int.from_bytes(raw[i : i + 8], "big") >> 1 for i in range(0, 8 * count, 8)]

@@ -28,7 +28,8 @@ class Person(Base):
     email_index: Mapped[str | None] = mapped_column(
         String(64), nullable=True, index=True, info={"personal_data": "contact.email (HMAC)"}
     )
-    # A visitor whose history now belongs to the user who signed up from it (C14).
+    # A visitor (or correspondent) whose history now belongs to the user who signed up from
+    # it, or with its e-mail address (C7, C14).
     merged_into: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -40,7 +41,9 @@ class VisitorId(Base):
 
     __tablename__ = "visitor_ids"
 
-    index: Mapped[str] = mapped_column(String(64), primary_key=True, info={"personal_data": "cookie.id (HMAC)"})
+    index: Mapped[str] = mapped_column(
+        String(64), primary_key=True, info={"personal_data": "cookie.id (HMAC)"}
+    )
     person_id: Mapped[str] = mapped_column(ForeignKey("people.id"), index=True)
 
 
@@ -60,7 +63,9 @@ class Record(Base):
     policy_version: Mapped[str] = mapped_column(String(32))
     collected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     published: Mapped[bool] = mapped_column(Boolean, default=False)
-    sealed: Mapped[bytes] = mapped_column(LargeBinary, info={"personal_data": "the field's category"})
+    sealed: Mapped[bytes] = mapped_column(
+        LargeBinary, info={"personal_data": "the field's category"}
+    )
 
 
 class LogEvent(Base):
@@ -74,7 +79,9 @@ class LogEvent(Base):
     collection_point: Mapped[str] = mapped_column(String(64))
     policy_version: Mapped[str] = mapped_column(String(32))
     collected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    sealed: Mapped[bytes] = mapped_column(LargeBinary, info={"personal_data": "log data categories"})
+    sealed: Mapped[bytes] = mapped_column(
+        LargeBinary, info={"personal_data": "log data categories"}
+    )
 
 
 class EventBatch(Base):

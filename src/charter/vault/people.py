@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from charter.clock import Clock
+from charter.consent.choices import carry_choices
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.vault.identifiers import BlindIndex, new_person_id
 from charter.vault.models import Person, VisitorId
@@ -28,23 +29,29 @@ def ensure_active(person: Person) -> None:
     if person.erased_at is not None:
         raise PersonGone("the person was erased", code="person_erased")
     if person.objected_at is not None:
-        raise PersonGone("the person objected to the policy; their data is no longer processed",
-                         code="person_objected")
+        raise PersonGone(
+            "the person objected to the policy; their data is no longer processed",
+            code="person_objected",
+        )
 
 
-def new_person(session: Session, clock: Clock, kind: str, *, customer_id: str | None = None) -> Person:
+def new_person(
+    session: Session, clock: Clock, kind: str, *, customer_id: str | None = None
+) -> Person:
     person = Person(id=new_person_id(), kind=kind, customer_id=customer_id, created_at=clock.now())
     session.add(person)
     return person
 
 
-def visitors(session: Session, clock: Clock, index: BlindIndex, visitor_ids: Iterable[str]) -> dict[str, str]:
+def visitors(
+    session: Session, clock: Clock, index: BlindIndex, visitor_ids: Iterable[str]
+) -> dict[str, str]:
     """visitor id -> person id, creating a visitor person for each one never seen before."""
     by_index = {index.visitor(v): v for v in dict.fromkeys(visitor_ids)}
     found: dict[str, str] = {}
     keys = list(by_index)
     for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
+        chunk = keys[start : start + 500]
         query = select(VisitorId.index, VisitorId.person_id).where(VisitorId.index.in_(chunk))
         for digest, person_id in session.execute(query):
             found[by_index[digest]] = person_id
@@ -57,28 +64,65 @@ def visitors(session: Session, clock: Clock, index: BlindIndex, visitor_ids: Ite
     return found
 
 
+def people_by_email(session: Session, index: BlindIndex, address: str) -> list[Person]:
+    """Everyone not erased who signed up with or wrote from `address`, users first."""
+    found = session.scalars(
+        select(Person)
+        .where(
+            Person.email_index == index.email(address),
+            Person.erased_at.is_(None),
+            Person.merged_into.is_(None),
+        )
+        .order_by(Person.created_at, Person.id)
+    ).all()
+    return sorted(found, key=lambda person: person.kind != "user")
+
+
 def person_by_email(session: Session, index: BlindIndex, address: str) -> Person | None:
-    return session.scalars(
-        select(Person).where(Person.email_index == index.email(address), Person.erased_at.is_(None),
-                             Person.merged_into.is_(None))
-    ).first()
+    """The person behind `address`: the user who signed up with it, else who wrote from it."""
+    found = people_by_email(session, index, address)
+    return found[0] if found else None
 
 
-def sign_up(session: Session, clock: Clock, index: BlindIndex, *, visitor_ids: list[str],
-            email: str | None, customer_id: str | None) -> Person:
-    """Create the user; the history of the visitor ids they signed up from becomes theirs."""
-    if email is not None and person_by_email(session, index, email) is not None:
+def owner_of(session: Session, person_id: str) -> Person:
+    """The person whose data this is: the user a visitor or correspondent was merged into."""
+    person = get_person(session, person_id)
+    return get_person(session, person.merged_into) if person.merged_into is not None else person
+
+
+def sign_up(
+    session: Session,
+    clock: Clock,
+    index: BlindIndex,
+    *,
+    visitor_ids: list[str],
+    email: str | None,
+    customer_id: str | None,
+) -> Person:
+    """Create the user; the history of the visitor ids they signed up from becomes theirs,
+    and so does the correspondence sent from their address before (C7, C14)."""
+    holders = people_by_email(session, index, email) if email is not None else []
+    if any(person.kind == "user" for person in holders):
         raise Conflict("someone has already signed up with that e-mail address", code="email_taken")
-    linked = [get_person(session, pid) for pid in visitors(session, clock, index, visitor_ids).values()]
+    linked = [
+        get_person(session, pid) for pid in visitors(session, clock, index, visitor_ids).values()
+    ]
     for person in linked:
         ensure_active(person)
-        if person.kind != "visitor":
-            raise Unprocessable("a visitor id already belongs to a signed-up user", code="visitor_taken")
+        # A visitor merged into a user stays theirs: a second sign-up may not take the history.
+        if person.kind != "visitor" or person.merged_into is not None:
+            raise Unprocessable(
+                "a visitor id already belongs to a signed-up user", code="visitor_taken"
+            )
     user = new_person(session, clock, "user", customer_id=customer_id)
     user.email_index = index.email(email) if email is not None else None
     session.flush()
-    for person in linked:
+    correspondents = [p for p in holders if p.kind == "correspondent" and p.objected_at is None]
+    adopted = [*linked, *correspondents]
+    for person in adopted:
         person.merged_into = user.id
+    # Choices made before sign-up (a GPC signal, a cookie banner) still hold for the user.
+    carry_choices(session, [person.id for person in adopted], user.id)
     return user
 
 

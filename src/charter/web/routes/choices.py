@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from charter.consent.choices import choice_history, current_choices, set_choices, topics
 from charter.staff.service import Actor
-from charter.vault.people import ensure_active, get_person
+from charter.vault.people import ensure_active, owner_of
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, ReadSession, RuntimeDep, WriteSession
 
@@ -22,32 +22,57 @@ class ChoicesBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     choices: dict[Annotated[str, Field(max_length=80)], bool] = Field(
-        default_factory=dict, max_length=100,
-        description="topic -> granted, e.g. {'purpose:promotional': false, 'cookie:performance': true}",
+        default_factory=dict,
+        max_length=100,
+        description=(
+            "topic -> granted, e.g. {'purpose:promotional': false, 'cookie:performance': true}"
+        ),
     )
     method: Literal["banner", "preference_page", "api"] = "api"
 
 
 def _view(session: ReadSession | WriteSession, person_id: str, policy: PolicyDep) -> dict[str, Any]:
-    return {"person_id": person_id, "current": dict(current_choices(session, person_id).current),
-            "offered": topics(policy), "history": [c.as_json() for c in choice_history(session, person_id)]}
+    return {
+        "person_id": person_id,
+        "current": dict(current_choices(session, person_id).current),
+        "offered": topics(policy),
+        "history": [c.as_json() for c in choice_history(session, person_id)],
+    }
 
 
 @router.get("")
-def get_choices(_: Reader, person_id: str, policy: PolicyDep, session: ReadSession) -> dict[str, Any]:
-    """The person's current choices, what they can choose on, and the full history."""
-    get_person(session, person_id)
-    return _view(session, person_id, policy)
+def get_choices(
+    _: Reader, person_id: str, policy: PolicyDep, session: ReadSession
+) -> dict[str, Any]:
+    """The person's current choices, what they can choose on, and the full history.
+    A visitor who signed up has the choices of the user they became."""
+    return _view(session, owner_of(session, person_id).id, policy)
 
 
 @router.put("")
 def put_choices(
-    actor: Writer, person_id: str, body: ChoicesBody, runtime: RuntimeDep, policy: PolicyDep,
+    actor: Writer,
+    person_id: str,
+    body: ChoicesBody,
+    *,
+    runtime: RuntimeDep,
+    policy: PolicyDep,
     session: WriteSession,
-    sec_gpc: Annotated[str | None, Header(alias="Sec-GPC", description="1: Global Privacy Control")] = None,
+    sec_gpc: Annotated[
+        str | None, Header(alias="Sec-GPC", description="1: Global Privacy Control")
+    ] = None,
 ) -> dict[str, Any]:
     """Record choices; they govern the very next decision."""
-    ensure_active(get_person(session, person_id))
-    set_choices(session, runtime.clock, policy, actor=actor.ref, person_id=person_id,
-                choices=body.choices, method=body.method, gpc=(sec_gpc or "").strip() == "1")
-    return _view(session, person_id, policy)
+    owner = owner_of(session, person_id)
+    ensure_active(owner)
+    set_choices(
+        session,
+        runtime.clock,
+        policy,
+        actor=actor.ref,
+        person_id=owner.id,
+        choices=body.choices,
+        method=body.method,
+        gpc=(sec_gpc or "").strip() == "1",
+    )
+    return _view(session, owner.id, policy)

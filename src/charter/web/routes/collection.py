@@ -39,15 +39,36 @@ class CollectBody(BaseModel):
 
 
 @router.post("/collect", status_code=201)
-def collect_submission(actor: Collector, body: CollectBody, runtime: RuntimeDep, policy: PolicyDep,
-                       session: WriteSession) -> dict[str, Any]:
+def collect_submission(
+    actor: Collector,
+    body: CollectBody,
+    runtime: RuntimeDep,
+    policy: PolicyDep,
+    session: WriteSession,
+) -> dict[str, Any]:
     """Store a submission as the policy declares it: refused if a mandatory field is missing or
     a field is not declared."""
-    receipt = collect(session, runtime.keys, runtime.clock, policy, actor=actor.ref, submission=Submission(
-        collection_point=body.collection_point, fields=body.fields, person_id=body.person.person_id,
-        visitor_id=body.person.visitor_id, extra_visitor_ids=tuple(body.person.other_visitor_ids),
-        customer_id=body.person.customer_id, source=body.source, source_name=body.source_name,
-        publish=body.publish,
-    ))
-    return {"person_id": receipt.person_id, "submission_id": receipt.submission_id,
-            "stored_fields": list(receipt.stored_fields), "published": receipt.published}
+    receipt = collect(
+        session,
+        runtime.keys,
+        runtime.clock,
+        policy,
+        actor=actor.ref,
+        submission=Submission(
+            collection_point=body.collection_point,
+            fields=body.fields,
+            person_id=body.person.person_id,
+            visitor_id=body.person.visitor_id,
+            extra_visitor_ids=tuple(body.person.other_visitor_ids),
+            customer_id=body.person.customer_id,
+            source=body.source,
+            source_name=body.source_name,
+            publish=body.publish,
+        ),
+    )
+    return {
+        "person_id": receipt.person_id,
+        "submission_id": receipt.submission_id,
+        "stored_fields": list(receipt.stored_fields),
+        "published": receipt.published,
+    }

@@ -36,20 +36,43 @@ class EventIn(BaseModel):
 class EventBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    idempotency_key: Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")]
+    idempotency_key: Annotated[
+        str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+    ]
     events: Annotated[list[EventIn], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 @router.post("/events")
-def post_events(actor: Writer, body: EventBatchIn, runtime: RuntimeDep, policy: PolicyDep,
-                session: WriteSession) -> dict[str, Any]:
+def post_events(
+    actor: Writer, body: EventBatchIn, runtime: RuntimeDep, policy: PolicyDep, session: WriteSession
+) -> dict[str, Any]:
     """Store a batch of automatic events; the answer comes after the batch is committed."""
     events = [
-        IncomingEvent(kind=e.type, time=e.time.astimezone(dt.UTC), visitor_id=e.visitor_id,
-                      person_id=e.person_id, ip=e.ip, user_agent=e.user_agent, path=e.path,
-                      item=e.item, location=e.location, connection=e.connection)
+        IncomingEvent(
+            kind=e.type,
+            time=e.time.astimezone(dt.UTC),
+            visitor_id=e.visitor_id,
+            person_id=e.person_id,
+            ip=e.ip,
+            user_agent=e.user_agent,
+            path=e.path,
+            item=e.item,
+            location=e.location,
+            connection=e.connection,
+        )
         for e in body.events
     ]
-    receipt = record_events(session, runtime.keys, runtime.clock, policy, actor=actor.ref,
-                            batch_key=body.idempotency_key, events=events)
-    return {"idempotency_key": receipt.key, "stored": receipt.stored, "duplicate": receipt.duplicate}
+    receipt = record_events(
+        session,
+        runtime.keys,
+        runtime.clock,
+        policy,
+        actor=actor.ref,
+        batch_key=body.idempotency_key,
+        events=events,
+    )
+    return {
+        "idempotency_key": receipt.key,
+        "stored": receipt.stored,
+        "duplicate": receipt.duplicate,
+    }

@@ -34,34 +34,73 @@ class DecisionBody(UseBody):
 
 
 def _refusal(decision: Decision) -> JSONResponse:
-    return JSONResponse({"error": {"code": decision.code, "message": decision.reason},
-                         "decision": decision.as_json()}, status_code=403)
+    return JSONResponse(
+        {
+            "error": {"code": decision.code, "message": decision.reason},
+            "decision": decision.as_json(),
+        },
+        status_code=403,
+    )
 
 
 @router.post("/people/{person_id}/use")
-def use(actor: User, person_id: str, body: UseBody, runtime: RuntimeDep, policy: PolicyDep,
-        session: WriteSession) -> Any:
+def use(
+    actor: User,
+    person_id: str,
+    body: UseBody,
+    *,
+    runtime: RuntimeDep,
+    policy: PolicyDep,
+    session: WriteSession,
+) -> Any:
     """Decide a use and, if allowed, return the values decrypted; 403 with the reason if not."""
-    result = use_personal_data(session, runtime.keys, runtime.clock, policy, actor=actor,
-                               person_id=person_id, purpose=body.purpose, categories=body.categories)
+    result = use_personal_data(
+        session,
+        runtime.keys,
+        runtime.clock,
+        policy,
+        actor=actor,
+        person_id=person_id,
+        purpose=body.purpose,
+        categories=body.categories,
+    )
     if not result.decision.allowed:
         return _refusal(result.decision)
-    return {"decision": result.decision.as_json(), "values": [v.as_json() for v in result.values],
-            "withheld": result.withheld}
+    return {
+        "decision": result.decision.as_json(),
+        "values": [v.as_json() for v in result.values],
+        "withheld": result.withheld,
+    }
 
 
 @router.post("/decisions")
-def decisions(actor: Asker, body: DecisionBody, runtime: RuntimeDep, policy: PolicyDep,
-              session: WriteSession) -> dict[str, Any]:
+def decisions(
+    actor: Asker, body: DecisionBody, runtime: RuntimeDep, policy: PolicyDep, session: WriteSession
+) -> dict[str, Any]:
     """Answer whether a use would be allowed, without returning any data."""
-    decision = ask(session, runtime.clock, policy, actor=actor, person_id=body.person_id,
-                   purpose=body.purpose, categories=body.categories)
+    decision = ask(
+        session,
+        runtime.clock,
+        policy,
+        actor=actor,
+        person_id=body.person_id,
+        purpose=body.purpose,
+        categories=body.categories,
+    )
     return decision.as_json()
 
 
 @router.delete("/people/{person_id}")
-def erase(actor: Eraser, person_id: str, runtime: RuntimeDep, session: WriteSession) -> dict[str, Any]:
+def erase(
+    actor: Eraser, person_id: str, runtime: RuntimeDep, session: WriteSession
+) -> dict[str, Any]:
     """Destroy the person's keys and delete their records; nothing of theirs decrypts again."""
-    receipt = erase_person(session, runtime.keys, runtime.clock, actor=actor.ref, person_id=person_id)
-    return {"person_id": receipt.person_id, "keys_destroyed": receipt.keys_destroyed,
-            "records_deleted": receipt.records_deleted, "events_deleted": receipt.events_deleted}
+    receipt = erase_person(
+        session, runtime.keys, runtime.clock, actor=actor.ref, person_id=person_id
+    )
+    return {
+        "person_id": receipt.person_id,
+        "keys_destroyed": receipt.keys_destroyed,
+        "records_deleted": receipt.records_deleted,
+        "events_deleted": receipt.events_deleted,
+    }

@@ -1,0 +1,379 @@
+"""People (visitors, users, customers) and log events through HTTP and the library
+(C10, C12, C14, C16)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+from sqlalchemy import func, select
+
+from charter.clock import FixedClock
+from charter.db import Database
+from charter.errors import Conflict, Unprocessable
+from charter.policy.compiled import CompiledPolicy
+from charter.vault.events import MAX_BATCH, IncomingEvent, record_events
+from charter.vault.identifiers import BlindIndex
+from charter.vault.keystore import SqlKeyStore
+from charter.vault.models import EventBatch, LogEvent, Person, VisitorId
+from charter.vault.people import get_person
+from tests.conftest import bearer
+
+Headers = dict[str, str]
+IPHONE_SAFARI = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+DESKTOP_FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+@pytest.fixture
+def service(make_key: Callable[[str], str]) -> Headers:
+    return bearer(make_key("service_client"))
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    return {"type": "page_view", "time": "2026-11-25T10:00:00Z", **fields}
+
+
+def post_events(
+    client: TestClient, headers: Headers, key: str, events: list[dict[str, Any]]
+) -> Response:
+    return client.post(
+        "/v1/events", headers=headers, json={"idempotency_key": key, "events": events}
+    )
+
+
+def sign_up(client: TestClient, headers: Headers, email: str, **person: Any) -> Response:
+    return client.post(
+        "/v1/collect",
+        headers=headers,
+        json={
+            "collection_point": "sign_up",
+            "person": person,
+            "fields": {"name": "Ada Example", "email": email},
+        },
+    )
+
+
+def use(
+    client: TestClient, headers: Headers, person_id: str, purpose: str, categories: list[str]
+) -> Response:
+    return client.post(
+        f"/v1/people/{person_id}/use",
+        headers=headers,
+        json={"purpose": purpose, "categories": categories},
+    )
+
+
+def stored_events(db: Database) -> int:
+    with db.reading() as session:
+        return session.scalar(select(func.count()).select_from(LogEvent)) or 0
+
+
+def visitor_person(db: Database, keys: SqlKeyStore, visitor_id: str) -> str | None:
+    with db.reading() as session:
+        row = session.get(VisitorId, BlindIndex(keys.index_key()).visitor(visitor_id))
+        return row.person_id if row is not None else None
+
+
+# --- Visitors and users ---------------------------------------------------------------------
+
+
+def test_a_visitor_is_known_by_a_pseudonymous_visitor_id(
+    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
+) -> None:
+    first = post_events(client, service, "visit-0001", [event(visitor_id="vid-3f9a", path="/")])
+    assert first.status_code == 200, first.text
+    second = post_events(
+        client, service, "visit-0002", [event(visitor_id="vid-3f9a", path="/pricing")]
+    )
+    assert second.status_code == 200, second.text
+    person = visitor_person(db, keys, "vid-3f9a")
+    assert person is not None
+    with db.reading() as session:
+        assert get_person(session, person).kind == "visitor"
+        assert {e.person_id for e in session.scalars(select(LogEvent))} == {person}
+        assert {e.collection_point for e in session.scalars(select(LogEvent))} == {"log_data"}
+        # The visitor id itself is nowhere: only its keyed hash.
+        assert "vid-3f9a" not in set(session.scalars(select(VisitorId.index)))
+
+
+def test_sign_up_inherits_the_history_of_the_visitor_ids_it_came_from(
+    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
+) -> None:
+    before = post_events(
+        client,
+        service,
+        "visit-0010",
+        [
+            event(visitor_id="vid-laptop", path="/pricing", time="2026-11-20T09:00:00Z"),
+            event(
+                visitor_id="vid-phone", type="click", item="try-button", time="2026-11-21T09:00:00Z"
+            ),
+            event(visitor_id="vid-stranger", path="/careers"),
+        ],
+    )
+    assert before.status_code == 200, before.text
+    user = sign_up(
+        client,
+        service,
+        "ada@example.com",
+        visitor_id="vid-laptop",
+        other_visitor_ids=["vid-phone"],
+        customer_id="cust-0042",
+    )
+    assert user.status_code == 201, user.text
+    user_id = user.json()["person_id"]
+
+    after = post_events(
+        client, service, "visit-0011", [event(visitor_id="vid-laptop", path="/app/dashboard")]
+    )
+    assert after.status_code == 200, after.text
+
+    read = use(
+        client,
+        service,
+        user_id,
+        "service_improvement",
+        ["usage.pages", "usage.clicks", "usage.time"],
+    )
+    assert read.status_code == 200, read.text
+    values = {(v["field"], v["value"]) for v in read.json()["values"]}
+    assert {
+        ("path", "/pricing"),
+        ("item", "try-button"),
+        ("path", "/app/dashboard"),
+        ("time", "2026-11-20T09:00:00+00:00"),
+        ("time", "2026-11-21T09:00:00+00:00"),
+    } <= values
+    assert ("path", "/careers") not in values
+
+    with db.reading() as session:
+        stranger = visitor_person(db, keys, "vid-stranger")
+        merged = {p.id: p.merged_into for p in session.scalars(select(Person))}
+        assert merged[visitor_person(db, keys, "vid-laptop") or ""] == user_id
+        assert merged[visitor_person(db, keys, "vid-phone") or ""] == user_id
+        assert merged[stranger or ""] is None
+        newest = session.scalars(select(LogEvent).where(LogEvent.person_id == user_id)).all()
+        assert [(e.collection_point, e.kind) for e in newest] == [("user_activity", "page_view")]
+        assert session.get(Person, user_id).customer_id == "cust-0042"
+
+
+def test_a_second_sign_up_with_the_same_email_is_refused(
+    client: TestClient, service: Headers
+) -> None:
+    assert sign_up(client, service, "ada@example.com").status_code == 201
+    again = sign_up(client, service, "  ADA@Example.com ")
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "email_taken"
+
+
+def test_a_visitor_id_is_inherited_by_one_user_only(client: TestClient, service: Headers) -> None:
+    first = sign_up(client, service, "ada@example.com", visitor_id="vid-shared")
+    assert first.status_code == 201, first.text
+    second = sign_up(client, service, "grace@example.com", visitor_id="vid-shared")
+    assert second.status_code == 422, second.text
+    assert second.json()["error"]["code"] == "visitor_taken"
+
+
+def test_a_user_may_belong_to_a_customer(
+    client: TestClient, service: Headers, db: Database
+) -> None:
+    alone = sign_up(client, service, "ada@example.com").json()["person_id"]
+    member = sign_up(client, service, "grace@example.com", customer_id="cust-0042")
+    assert member.status_code == 201, member.text
+    with db.reading() as session:
+        assert session.get(Person, alone).customer_id is None
+        assert session.get(Person, member.json()["person_id"]).customer_id == "cust-0042"
+
+
+# --- Event batches --------------------------------------------------------------------------
+
+
+def test_a_batch_holds_at_most_ten_thousand_events(
+    client: TestClient,
+    service: Headers,
+    db: Database,
+    *,
+    keys: SqlKeyStore,
+    clock: FixedClock,
+    omni_compiled: CompiledPolicy,
+) -> None:
+    over = post_events(client, service, "batch-over", [event(visitor_id="vid-bulk")] * 10_001)
+    assert over.status_code == 422
+    assert over.json()["error"]["code"] == "invalid_request"
+    assert stored_events(db) == 0
+
+    full = post_events(
+        client,
+        service,
+        "batch-full",
+        [event(visitor_id=f"vid-{i % 50}", path=f"/p/{i}") for i in range(MAX_BATCH)],
+    )
+    assert full.status_code == 200, full.text
+    assert full.json() == {"idempotency_key": "batch-full", "stored": MAX_BATCH, "duplicate": False}
+    assert stored_events(db) == MAX_BATCH
+
+    one = IncomingEvent(kind="page_view", time=clock.now(), visitor_id="vid-bulk")
+    for size in (0, MAX_BATCH + 1):
+        with db.writing() as session, pytest.raises(Unprocessable) as refused:
+            record_events(
+                session,
+                keys,
+                clock,
+                omni_compiled,
+                actor="test",
+                batch_key=f"lib-{size}",
+                events=[one] * size,
+            )
+        assert refused.value.code == "batch_size"
+
+
+def test_a_retried_batch_is_stored_once(client: TestClient, service: Headers, db: Database) -> None:
+    batch = [event(visitor_id="vid-retry", path="/a"), event(visitor_id="vid-retry", path="/b")]
+    first = post_events(client, service, "retry-0001", batch)
+    assert first.json() == {"idempotency_key": "retry-0001", "stored": 2, "duplicate": False}
+    assert stored_events(db) == 2
+    again = post_events(client, service, "retry-0001", batch)
+    assert again.status_code == 200, again.text
+    assert again.json() == {"idempotency_key": "retry-0001", "stored": 2, "duplicate": True}
+    assert stored_events(db) == 2
+    with db.reading() as session:
+        assert session.scalar(select(func.count()).select_from(EventBatch)) == 1
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"path": "/b"},
+        {"type": "click"},
+        {"visitor_id": "vid-someone-else"},
+        {"time": "2026-11-25T10:00:01Z"},
+    ],
+)
+def test_an_idempotency_key_reused_for_different_events_is_refused(
+    client: TestClient, service: Headers, db: Database, changed: dict[str, str]
+) -> None:
+    original = event(visitor_id="vid-key", path="/a")
+    assert post_events(client, service, "reuse-0001", [original]).status_code == 200
+    reused = post_events(client, service, "reuse-0001", [{**original, **changed}])
+    assert reused.status_code == 409, reused.text
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    assert stored_events(db) == 1
+
+
+def test_the_user_agent_is_reduced_to_browser_and_device_type(
+    client: TestClient, service: Headers, db: Database, make_key: Callable[[str], str]
+) -> None:
+    person = sign_up(client, service, "ada@example.com").json()["person_id"]
+    response = post_events(
+        client,
+        service,
+        "agent-0001",
+        [
+            event(person_id=person, user_agent=IPHONE_SAFARI, ip="192.0.2.7", path="/"),
+            event(person_id=person, user_agent=DESKTOP_FIREFOX, path="/docs"),
+        ],
+    )
+    assert response.status_code == 200, response.text
+    read = use(client, service, person, "service_improvement", ["device.browser", "device.type"])
+    assert read.status_code == 200, read.text
+    values = read.json()["values"]
+    assert sorted((v["field"], v["value"]) for v in values) == [
+        ("device_type", "desktop"),
+        ("device_type", "mobile"),
+        ("user_agent_browser", "Firefox"),
+        ("user_agent_browser", "Safari"),
+    ]
+    everything = use(
+        client,
+        bearer(make_key("security_fraud")),
+        person,
+        "fraud_and_legal",
+        ["device.browser", "device.type", "network.ip", "usage.pages", "usage.time"],
+    )
+    assert everything.status_code == 200, everything.text
+    fields = {v["field"] for v in everything.json()["values"]}
+    assert fields == {"user_agent_browser", "device_type", "ip", "path", "time"}
+    text = everything.text
+    for fragment in ("Mozilla", "iPhone OS", "AppleWebKit", "Gecko", "Linux x86_64"):
+        assert fragment not in text
+    with db.reading() as session:
+        for row in session.scalars(select(LogEvent)):
+            assert b"Mozilla" not in row.sealed
+
+
+def test_events_for_an_erased_or_objecting_person_are_refused(
+    client: TestClient,
+    service: Headers,
+    db: Database,
+    clock: FixedClock,
+    make_key: Callable[[str], str],
+) -> None:
+    erased = sign_up(client, service, "ada@example.com", visitor_id="vid-erased").json()[
+        "person_id"
+    ]
+    objecting = sign_up(client, service, "grace@example.com", visitor_id="vid-objecting").json()[
+        "person_id"
+    ]
+    deleted = client.delete(f"/v1/people/{erased}", headers=bearer(make_key("privacy_officer")))
+    assert deleted.status_code == 200, deleted.text
+    with db.writing() as session:
+        get_person(session, objecting).objected_at = clock.now()
+
+    for key, item in (
+        ("gone-0001", event(person_id=erased)),
+        ("gone-0002", event(person_id=objecting)),
+        ("gone-0003", event(visitor_id="vid-objecting")),
+    ):
+        refused = post_events(client, service, key, [event(visitor_id="vid-fine"), item])
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "person_gone"
+    assert stored_events(db) == 0
+
+    unknown = post_events(client, service, "gone-0004", [event(person_id="0" * 32)])
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "person_not_found"
+
+
+def test_library_record_events_matches_the_api(
+    db: Database, keys: SqlKeyStore, clock: FixedClock, omni_compiled: CompiledPolicy
+) -> None:
+    batch = [
+        IncomingEvent(
+            kind="click",
+            time=clock.now() - dt.timedelta(minutes=5),
+            visitor_id="vid-lib",
+            item="signup-cta",
+            ip="198.51.100.4",
+        )
+    ]
+    with db.writing() as session:
+        first = record_events(
+            session, keys, clock, omni_compiled, actor="test", batch_key="lib-0001", events=batch
+        )
+    with db.writing() as session:
+        again = record_events(
+            session, keys, clock, omni_compiled, actor="test", batch_key="lib-0001", events=batch
+        )
+    assert (first.stored, first.duplicate, again.stored, again.duplicate) == (1, False, 1, True)
+    other = [
+        IncomingEvent(
+            kind="click",
+            time=batch[0].time,
+            visitor_id="vid-lib-2",
+            item="signup-cta",
+            ip="198.51.100.4",
+        )
+    ]
+    with db.writing() as session, pytest.raises(Conflict) as reused:
+        record_events(
+            session, keys, clock, omni_compiled, actor="test", batch_key="lib-0001", events=other
+        )
+    assert reused.value.code == "idempotency_key_reused"
+    assert stored_events(db) == 1
