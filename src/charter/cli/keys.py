@@ -1,16 +1,24 @@
-"""`charter keys ...`: API keys for staff."""
+"""`charter keys ...`: API keys for staff, and rotation of the master key."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from charter.audit.chain import Event, record
+from charter.boot import StartupError, open_keystore, pending_master_key_file
 from charter.cli import context
 from charter.cli.output import emit_json, fail
 from charter.errors import CharterError
 from charter.staff import service
+from charter.vault.crypto import DecryptionFailed, encode_key, new_key
+from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore
 
 app = typer.Typer(no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
@@ -27,21 +35,34 @@ def create(
     expires = dt.timedelta(days=expires_in_days) if expires_in_days else None
     try:
         with db.writing() as session:
-            issued = service.create_key(session, context.clock, actor=context.operator(),
-                                        staff_name=staff, expires_in=expires)
+            issued = service.create_key(
+                session,
+                context.clock,
+                actor=context.operator(),
+                staff_name=staff,
+                expires_in=expires,
+            )
     except CharterError as exc:
         fail(exc.message)
     if as_json:
-        emit_json({"key": issued.key, "key_id": issued.key_id, "staff": issued.staff_name,
-                   "expires_at": issued.expires_at.isoformat() if issued.expires_at else None})
+        emit_json(
+            {
+                "key": issued.key,
+                "key_id": issued.key_id,
+                "staff": issued.staff_name,
+                "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+            }
+        )
     else:
         typer.echo(issued.key)
         typer.echo(f"(key id {issued.key_id}; this is the only time the key is shown)", err=True)
 
 
 @app.command("revoke")
-def revoke(key_id: Annotated[str, typer.Argument(help="The key id shown at creation.")],
-           as_json: JsonFlag = False) -> None:
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id shown at creation.")],
+    as_json: JsonFlag = False,
+) -> None:
     """Revoke a key; it fails on the next request."""
     db = context.database()
     try:
@@ -53,3 +74,137 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The key id shown at creat
         emit_json({"key_id": key_id, "revoked": True})
     else:
         typer.echo(f"Revoked key {key_id}.")
+
+
+@app.command("rotate-master")
+def rotate_master(as_json: JsonFlag = False) -> None:
+    """Re-wrap all data keys under a new master key, without re-encrypting the data.
+
+    Stop every Charter server that uses this key store first: a server still running with the
+    old key would wrap the keys it creates afterwards under the key that no longer opens the
+    store. With a key file, the new key replaces it; with CHARTER_MASTER_KEY, the new key is
+    printed once and must be set before the next start.
+    """
+    settings = context.settings()
+    key_file = settings.master_key_file if settings.master_key is None else None
+    db = context.database()
+    try:
+        try:
+            store = open_keystore(settings)
+        except StartupError as exc:
+            fail(str(exc))
+            raise  # unreachable: fail() exits
+        new = new_key()
+        try:
+            pending = pending_master_key_file(settings) if key_file is not None else None
+            count = _rewrap(store, new, pending)
+        finally:
+            store.engine.dispose()
+        if key_file is not None and pending is not None:
+            pending.replace(key_file)
+            _sync_directory(key_file.parent)
+        _report(key_file, encode_key(new), count, as_json=as_json)
+        try:
+            with db.writing() as session:
+                record(
+                    session,
+                    context.clock,
+                    Event(
+                        context.operator(),
+                        "vault:master_key:rotated",
+                        "vault:master_key",
+                        details={"keys": count},
+                    ),
+                )
+        except SQLAlchemyError:
+            fail("the master key was rotated, but the audit log could not record it")
+    finally:
+        db.dispose()
+
+
+def _rewrap(store: SqlKeyStore, new: bytes, pending: Path | None) -> int:
+    """Re-wrap the store under `new`, with `new` first written to `pending` if given.
+
+    The new key is on disk before the re-wrap commits, so a crash at any point leaves a key
+    file that opens the store: the old one before the commit, the pending one after it (the
+    next start promotes it, see `boot.open_keystore`).
+    """
+    if pending is not None:
+        try:
+            _write_key_file(pending, new)
+        except FileExistsError:
+            fail(
+                f"{pending} exists: another rotation is running, or one stopped before it "
+                "re-wrapped the keys (the store still opens with the current key); if no "
+                "rotation is running, remove it and run again"
+            )
+            raise  # unreachable: fail() exits
+    try:
+        return store.rewrap(new)
+    except (DecryptionFailed, SQLAlchemyError):
+        if not _may_open(store.engine, new):
+            if pending is not None:
+                pending.unlink(missing_ok=True)
+            fail(
+                "the key store could not be re-wrapped (it changed meanwhile, or stopped "
+                "answering); nothing was changed"
+            )
+        if pending is None:
+            typer.echo(encode_key(new))
+        where = f"{pending} is kept" if pending is not None else "the new key is printed above"
+        fail(
+            "the key store stopped answering during the re-wrap, which may have completed; "
+            f"{where}, and is the key to use if the current one no longer opens the store"
+        )
+        raise  # unreachable: fail() exits
+
+
+def _may_open(engine: Engine, key: bytes) -> bool:
+    """False only if `key` certainly does not open the key store."""
+    try:
+        SqlKeyStore(engine, key)
+    except MasterKeyMismatch:
+        return False
+    except SQLAlchemyError:
+        return True
+    return True
+
+
+def _write_key_file(path: Path, key: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as file:
+        file.write(encode_key(key) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    _sync_directory(path.parent)
+
+
+def _sync_directory(path: Path) -> None:
+    # A new file or a rename survives a power loss only once its directory entry is on disk.
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _report(key_file: Path | None, new: str, count: int, *, as_json: bool) -> None:
+    if key_file is not None:
+        if as_json:
+            emit_json({"keys_rewrapped": count, "master_key_file": str(key_file)})
+        else:
+            typer.echo(f"Re-wrapped {count} data keys under a new master key, now in {key_file}.")
+            typer.echo(
+                "The old key no longer opens the key store; keep a copy of the new one "
+                "apart from the data."
+            )
+        return
+    note = (
+        "set CHARTER_MASTER_KEY to this key before Charter starts again; it is shown only "
+        "this once, and the old key no longer opens the key store"
+    )
+    if as_json:
+        emit_json({"keys_rewrapped": count, "master_key": new, "note": note})
+    else:
+        typer.echo(new)
+        typer.echo(f"(re-wrapped {count} data keys; {note})", err=True)

@@ -70,6 +70,7 @@ def use(
         "decision": result.decision.as_json(),
         "values": [v.as_json() for v in result.values],
         "withheld": result.withheld,
+        "unreadable": result.unreadable,
     }
 
 

@@ -1,0 +1,213 @@
+"""Nothing acknowledged is lost (C3): killing the server with SIGKILL during a stream of
+`/v1/events` batches loses none of the batches it acknowledged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from charter.db import Database
+
+CHARTER = str(Path(sys.executable).with_name("charter"))
+BATCH = 200
+ACKNOWLEDGED_BEFORE_KILL = 10
+IP = "198.51.100.{}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Server:
+    """`charter serve` as its own process, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.base = f"http://127.0.0.1:{env['CHARTER_PORT']}"
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [CHARTER, "serve"], env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        self.log = log
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the server stopped: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)  # polling for start-up, not measuring it
+        pytest.fail(f"the server did not answer: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def close(self) -> None:
+        self.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def environment(
+    committed_db: Database, database_url_factory: Callable[[], str], tmp_path: Path
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
+    env.update(
+        CHARTER_HOME=str(tmp_path / "home"),
+        CHARTER_DATABASE_URL=committed_db.url,  # type: ignore[attr-defined]  # set by the fixture
+        CHARTER_KEYSTORE_URL=database_url_factory(),
+        CHARTER_HOST="127.0.0.1",
+        CHARTER_PORT=str(free_port()),
+    )
+    return env
+
+
+@pytest.fixture
+def server(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Server]]:
+    """Starts servers on the environment; every one started is killed at the end."""
+    started: list[Server] = []
+
+    def start() -> Server:
+        started.append(Server(environment, tmp_path / "server.log"))
+        started[-1].wait_until_ready()
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.close()
+
+
+def charter(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [CHARTER, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def batch(number: int, person: str) -> dict[str, Any]:
+    """Batch `number`, the same every time it is made (so that a retry is the same batch)."""
+    events: list[dict[str, Any]] = [
+        {
+            "type": "page_view",
+            "time": f"2026-11-25T10:{number // 60 % 60:02d}:{number % 60:02d}Z",
+            "visitor_id": f"visitor-{(number * BATCH + n) % 500:04d}",
+            "ip": IP.format(n % 250),
+            "path": f"/page/{n}",
+        }
+        for n in range(BATCH - 1)
+    ]
+    events.append(
+        {"type": "click", "time": "2026-11-25T11:00:00Z", "person_id": person, "ip": IP.format(1)}
+    )
+    return {"idempotency_key": f"sigkill-batch-{number:05d}", "events": events}
+
+
+class Stream:
+    """Posts batches one after another from a thread until the server stops answering."""
+
+    def __init__(self, base: str, service: dict[str, str], person: str) -> None:
+        self.base, self.service, self.person = base, service, person
+        self.sent: list[int] = []
+        self.acknowledged: list[str] = []
+        self.refused: list[str] = []
+        self.enough = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, headers=self.service, timeout=60) as client:
+            for number in range(100_000):
+                self.sent.append(number)
+                try:
+                    response = client.post("/v1/events", json=batch(number, self.person))
+                except httpx.TransportError:
+                    break
+                if response.status_code != 200:
+                    self.refused.append(response.text)
+                    break
+                self.acknowledged.append(response.json()["idempotency_key"])
+                if len(self.acknowledged) >= ACKNOWLEDGED_BEFORE_KILL:
+                    self.enough.set()
+        self.enough.set()
+
+
+def stored_batches(db: Database) -> tuple[dict[str, int], int]:
+    with db.reading() as session:
+        batches = session.execute(text("SELECT key, count FROM event_batches")).all()
+        events = session.execute(text("SELECT COUNT(*) FROM events")).scalar_one()
+    return {str(k): int(v) for k, v in batches}, int(events)
+
+
+@pytest.mark.slow
+def test_sigkill_during_a_stream_of_batches_loses_no_acknowledged_batch(
+    environment: dict[str, str], server: Callable[[], Server], committed_db: Database
+) -> None:
+    charter(environment, "init")
+    charter(environment, "staff", "add", "web-backend", "--role", "service_client")
+    key = json.loads(charter(environment, "keys", "create", "--staff", "web-backend", "--json"))
+    service = {"Authorization": f"Bearer {key['key']}"}
+    first = server()
+    signed = httpx.post(
+        f"{first.base}/v1/collect",
+        headers=service,
+        json={
+            "collection_point": "sign_up",
+            "fields": {"name": "Zebulon Testperson", "email": "zebulon@example.com"},
+        },
+    )
+    assert signed.status_code == 201, signed.text
+    person = signed.json()["person_id"]
+    stream = Stream(first.base, service, person)
+
+    stream.thread.start()
+    stream.enough.wait(timeout=300)
+    first.kill()  # SIGKILL, while the stream is still posting
+    stream.thread.join(timeout=300)
+
+    assert stream.refused == []
+    assert len(stream.acknowledged) >= ACKNOWLEDGED_BEFORE_KILL
+    assert len(stream.sent) > len(stream.acknowledged)  # the kill cut a batch short
+    batches, events = stored_batches(committed_db)
+    assert set(stream.acknowledged) <= set(batches)
+    assert all(batches[k] == BATCH for k in stream.acknowledged)
+    # A batch and its events commit together: every stored batch has all its events, and
+    # there are no events of a batch that was not stored.
+    assert events == sum(batches.values())
+
+    # Restarted, the server resumes: a batch whose answer was lost is stored once on retry,
+    # and what was stored before the kill still decrypts.
+    second = server()
+    with httpx.Client(base_url=second.base, headers=service, timeout=60) as client:
+        for number in stream.sent[len(stream.acknowledged) :]:
+            retried = client.post("/v1/events", json=batch(number, person))
+            assert retried.status_code == 200, retried.text
+        used = client.post(
+            f"/v1/people/{person}/use",
+            headers=service,
+            json={"purpose": "registration_authentication", "categories": ["network.ip"]},
+        )
+    assert used.status_code == 200, used.text
+    batches, events = stored_batches(committed_db)
+    assert len(batches) == len(stream.sent)
+    assert events == BATCH * len(stream.sent)
+    assert [v["value"] for v in used.json()["values"]] == [IP.format(1)] * len(stream.sent)
