@@ -10,13 +10,15 @@ import hashlib
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from charter import migrations
 from charter.audit.chain import Event, record
 from charter.clock import Clock
-from sqlalchemy.exc import OperationalError
-
-from charter.db import Database, DatabaseUnavailable, make_engine, safe_url
+from charter.db import Database, DatabaseUnavailable, failure_reason, make_engine, safe_url
 from charter.policy.compiled import CompiledPolicy, compile_policy
 from charter.policy.loader import PolicyError, load_policy
 from charter.settings import BUNDLED_POLICY, Settings
@@ -52,7 +54,9 @@ def prepare_home(settings: Settings) -> list[str]:
         shutil.copyfile(BUNDLED_POLICY, settings.policy_file)
         done.append(f"copied the OMNI policy to {settings.policy_file}")
     if create_master_key(settings):
-        done.append(f"created the master key {settings.master_key_file} (keep a copy apart from the data)")
+        done.append(
+            f"created the master key {settings.master_key_file} (keep a copy apart from the data)"
+        )
     return done
 
 
@@ -66,12 +70,17 @@ def load_compiled(settings: Settings) -> tuple[CompiledPolicy, str]:
     return compile_policy(policy), digest
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(settings: Settings, *, pooled: bool = True) -> Database:
+    """The database, migrated. Unpooled, each unit of work opens and closes its connection."""
     try:
-        db = Database.connect(settings.database_url)
+        db = Database.connect(settings.database_url, pooled=pooled)
     except DatabaseUnavailable as exc:
         raise StartupError(str(exc)) from None
-    migrations.upgrade(db.engine)
+    try:
+        migrations.upgrade(db.engine)
+    except migrations.MigrationFailed as exc:
+        db.dispose()
+        raise StartupError(str(exc)) from None
     return db
 
 
@@ -83,26 +92,43 @@ def master_key(settings: Settings) -> bytes:
         except ValueError as exc:
             raise StartupError(f"CHARTER_MASTER_KEY is unusable: {exc}") from None
     try:
-        return decode_key(settings.master_key_file.read_text(encoding="ascii"))
+        return _read_key_file(settings.master_key_file)
     except FileNotFoundError:
-        raise StartupError(f"no master key at {settings.master_key_file} and CHARTER_MASTER_KEY is "
-                           "not set; without it no personal data can be read") from None
+        raise StartupError(
+            f"no master key at {settings.master_key_file} and CHARTER_MASTER_KEY is "
+            "not set; without it no personal data can be read"
+        ) from None
+
+
+def pending_master_key_file(settings: Settings) -> Path:
+    """Where `charter keys rotate-master` puts the new key until the key file is replaced."""
+    return settings.master_key_file.with_name(settings.master_key_file.name + ".new")
+
+
+def _read_key_file(path: Path) -> bytes:
+    try:
+        return decode_key(path.read_text(encoding="ascii"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise StartupError(f"{settings.master_key_file} is not a master key: {exc}") from None
+        raise StartupError(f"{path} is not a master key: {exc}") from None
 
 
 def create_master_key(settings: Settings) -> bool:
     """Create the key file, unless a key is given or the key store already holds keys."""
     if settings.master_key is not None or settings.master_key_file.exists():
         return False
-    engine = make_engine(settings.keystore_url)
+    engine = _keystore_engine(settings)
     try:
-        if keystore_in_use(engine):
-            raise StartupError(f"the key store at {safe_url(settings.keystore_url)} holds keys but "
-                               f"the master key {settings.master_key_file} is missing; refusing to "
-                               "create a new one that could not read them")
+        in_use = keystore_in_use(engine)
+    except DBAPIError as exc:
+        raise _keystore_unavailable(settings, exc) from None
     finally:
         engine.dispose()
+    if in_use:
+        raise StartupError(
+            f"the key store at {safe_url(settings.keystore_url)} holds keys but "
+            f"the master key {settings.master_key_file} is missing; refusing to "
+            "create a new one that could not read them"
+        )
     settings.home.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(settings.master_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="ascii") as file:
@@ -111,17 +137,45 @@ def create_master_key(settings: Settings) -> bool:
 
 
 def open_keystore(settings: Settings) -> SqlKeyStore:
-    engine = make_engine(settings.keystore_url)
+    """The key store, opened with the master key.
+
+    Finishes a master key rotation that stopped after the keys were re-wrapped but before the
+    key file was replaced: if the key file no longer opens the store and the pending key does,
+    the pending key becomes the key file.
+    """
+    master = master_key(settings)
+    pending = pending_master_key_file(settings)
+    engine = _keystore_engine(settings)
     try:
-        return SqlKeyStore(engine, master_key(settings))
+        try:
+            return SqlKeyStore(engine, master)
+        except MasterKeyMismatch:
+            if settings.master_key is not None or not pending.exists():
+                raise
+            store = SqlKeyStore(engine, _read_key_file(pending))
+        pending.replace(settings.master_key_file)
+        return store
     except MasterKeyMismatch as exc:
         engine.dispose()
         raise StartupError(f"{exc}; refusing to start") from None
-    except (OperationalError, StartupError) as exc:
+    except StartupError:
         engine.dispose()
-        if isinstance(exc, StartupError):
-            raise
-        raise StartupError(f"cannot open the key store at {safe_url(settings.keystore_url)}") from None
+        raise
+    except DBAPIError as exc:
+        engine.dispose()
+        raise _keystore_unavailable(settings, exc) from None
+
+
+def _keystore_engine(settings: Settings) -> Engine:
+    try:
+        return make_engine(settings.keystore_url)
+    except DatabaseUnavailable as exc:
+        raise StartupError(f"key store: {exc}") from None
+
+
+def _keystore_unavailable(settings: Settings, exc: DBAPIError) -> StartupError:
+    url = settings.keystore_url
+    return StartupError(f"cannot open the key store at {safe_url(url)}: {failure_reason(exc, url)}")
 
 
 def boot(settings: Settings, clock: Clock) -> Booted:
@@ -133,9 +187,18 @@ def boot(settings: Settings, clock: Clock) -> Booted:
     except StartupError:
         db.dispose()
         raise
-    with db.writing() as session:
-        record(session, clock, Event(
-            f"process:{os.getpid()}", "policy:version:loaded", f"policy:{compiled.version}",
-            details={"sha256": digest},
-        ))
+    loaded = Event(
+        f"process:{os.getpid()}",
+        "policy:version:loaded",
+        f"policy:{compiled.version}",
+        details={"sha256": digest},
+    )
+    try:
+        with db.writing() as session:
+            record(session, clock, loaded)
+    except DBAPIError as exc:
+        # The first write at start-up: a read-only database fails here, not on a request.
+        url = settings.database_url
+        Booted(db=db, policy=compiled, keys=keys).close()
+        raise StartupError(f"cannot write to {safe_url(url)}: {failure_reason(exc, url)}") from None
     return Booted(db=db, policy=compiled, keys=keys)

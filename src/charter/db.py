@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, String, TypeDecorator, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -27,7 +29,7 @@ class Base(DeclarativeBase):
     """Declarative base of every Charter table."""
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(Exception):  # noqa: N818 - the name says what happened
     """The database cannot be reached or opened; the message names it without a password."""
 
 
@@ -40,14 +42,14 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     impl = String(27)
     cache_ok = True
 
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> str | None:
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> str | None:  # noqa: ARG002 - SQLAlchemy's signature
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("Charter stores timezone-aware datetimes only")
         return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(self, value: str | None, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002 - SQLAlchemy's signature
         if value is None:
             return None
         return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
@@ -62,20 +64,25 @@ def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+    except (ArgumentError, ValueError):
+        # Not a URL SQLAlchemy can read; still hide what looks like `user:password@`.
+        return _USERINFO_PASSWORD.sub(r"\1:***@", url)
+
+
+_USERINFO_PASSWORD = re.compile(r"^([^:/]*://[^:/@]*):[^@]*@")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control from the driver, so that `begin` below decides how to begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # First, so that switching to WAL waits for another process rather than failing.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: a committed transaction survives a crash of the process (SIGKILL);
     # only a power loss may undo the last commits, which FULL would also keep.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -85,19 +92,54 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`, set up for Charter (WAL and explicit BEGIN on SQLite)."""
+    """An engine for `url`, set up for Charter (WAL and explicit BEGIN on SQLite).
+
+    Raises `DatabaseUnavailable` for a URL that names no usable database.
+    """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseUnavailable(f"not a database URL: {safe_url(url)}") from None
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    except (ArgumentError, ValueError):
+        raise DatabaseUnavailable(f"not a database URL: {safe_url(url)!r}") from None
+    try:
+        return _create_engine(parsed, **kwargs)
+    except ArgumentError:  # NoSuchModuleError included: a dialect SQLAlchemy does not know
+        raise DatabaseUnavailable(
+            f"not a database Charter can use: {safe_url(url)} (use sqlite:/// or postgresql://)"
+        ) from None
+    except ImportError as exc:
+        raise DatabaseUnavailable(
+            f"the driver for {safe_url(url)} is not installed ({exc.name or exc})"
+        ) from None
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the folder of {safe_url(url)}: {exc.strerror or exc}"
+        ) from None
+
+
+def _create_engine(url: URL, **kwargs: Any) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        # A plain path gets its folder made; a `file:` URI (`?uri=true`) is left to SQLite.
+        if url.database and url.database != ":memory:" and "uri" not in url.query:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        # An unreachable host fails in seconds rather than after the system's TCP timeout.
+        kwargs["connect_args"] = {"connect_timeout": 10, **kwargs.get("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def failure_reason(exc: DBAPIError, url: str) -> str:
+    """The first line of the driver's message, with the URL's password hidden should it appear."""
+    lines = str(exc.orig if exc.orig is not None else exc).strip().splitlines()
+    reason = lines[0].strip() if lines else type(exc.orig).__name__
+    try:
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        password = None
+    return reason.replace(password, "***") if password else reason
 
 
 class Database:
@@ -112,21 +154,24 @@ class Database:
             # Inside a test's outer transaction each unit of work is a savepoint.
             options["join_transaction_mode"] = "create_savepoint"
         self._read = sessionmaker(bind=bind, expire_on_commit=False, **options)
-        write_bind = bind if connection is not None else engine.execution_options(charter_write=True)
+        write_bind = (
+            bind if connection is not None else engine.execution_options(charter_write=True)
+        )
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False, **options)
         self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     @classmethod
-    def connect(cls, url: str) -> Database:
+    def connect(cls, url: str, *, pooled: bool = True) -> Database:
         """Open the database at `url` and check that it answers."""
-        engine = make_engine(url)
+        engine = make_engine(url) if pooled else make_engine(url, poolclass=NullPool)
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
-        except OperationalError as exc:
+        except DBAPIError as exc:
             engine.dispose()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
-            raise DatabaseUnavailable(f"cannot connect to {safe_url(url)}: {reason}") from None
+            raise DatabaseUnavailable(
+                f"cannot connect to {safe_url(url)}: {failure_reason(exc, url)}"
+            ) from None
         return cls(engine)
 
     @contextlib.contextmanager
@@ -148,3 +193,18 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def bulk_insert(
+    connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert many rows through the driver's executemany: the fast path for event batches.
+
+    Values must already be in their stored form (text for `UTCDateTime`, bytes for blobs).
+    """
+    if not rows:
+        return
+    style = connection.dialect.paramstyle
+    marks = ", ".join("?" if style == "qmark" else "%s" for _ in columns)
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - names are ours
+    connection.exec_driver_sql(sql, rows)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from charter.audit.models import AuditEntry, AuditHead
@@ -38,18 +40,40 @@ def canonical_details(details: Mapping[str, Any] | None) -> str:
     return json.dumps(details or {}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def entry_hash(seq: int, at: str, actor: str, action: str, target: str, outcome: str,
-               details: str, prev_hash: str) -> str:
+def entry_hash(
+    *,
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    details: str,
+    prev_hash: str,
+) -> str:
     """The hash of one entry, from its stored fields."""
-    text = _SEP.join((str(seq), at, actor, action, target, outcome, details, prev_hash))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _digest((str(seq), at, actor, action, target, outcome, details, prev_hash))
+
+
+def _digest(fields: Iterable[str]) -> str:
+    return hashlib.sha256(_SEP.join(fields).encode()).hexdigest()
 
 
 def _lock_head(session: Session) -> AuditHead:
-    head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one_or_none()
+    # The head row is created by the first append. Two first appends at once must not both
+    # create it: the insert that loses the race does nothing and then waits for the row lock.
+    # `populate_existing` because the locked row may be newer than a copy already loaded.
+    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    locked = locked.execution_options(populate_existing=True)
+    head = session.scalars(locked).one_or_none()
     if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+        insert = (
+            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        session.execute(
+            insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing()
+        )
+        head = session.scalars(locked).one()
     return head
 
 
@@ -60,6 +84,14 @@ def record(session: Session, clock: Clock, event: Event) -> AuditEntry:
 
 def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list[AuditEntry]:
     """Append several entries in one transaction, in order."""
+    events = list(events)
+    for event in events:
+        # The hash joins the fields with this separator; were it inside a field, text could
+        # move from one field to the next without changing the hash.
+        if any(_SEP in field for field in (event.actor, event.action, event.target, event.outcome)):
+            raise ValueError(
+                "an audit entry's actor, action, target and outcome may not contain U+001F"
+            )
     head = _lock_head(session)
     at = utc_text(clock.now())
     seq, prev = head.seq, head.hash
@@ -67,10 +99,29 @@ def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list
     for event in events:
         seq += 1
         details = canonical_details(event.details)
-        digest = entry_hash(seq, at, event.actor, event.action, event.target, event.outcome, details, prev)
-        entries.append(AuditEntry(seq=seq, at=at, actor=event.actor, action=event.action,
-                                  target=event.target, outcome=event.outcome, details=details,
-                                  prev_hash=prev, hash=digest))
+        digest = entry_hash(
+            seq=seq,
+            at=at,
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            outcome=event.outcome,
+            details=details,
+            prev_hash=prev,
+        )
+        entries.append(
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=event.actor,
+                action=event.action,
+                target=event.target,
+                outcome=event.outcome,
+                details=details,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
         prev = digest
     session.add_all(entries)
     head.seq, head.hash = seq, prev
@@ -88,60 +139,105 @@ class Verification:
     reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entries": self.entries, "head_hash": self.head_hash,
-                "first_bad_seq": self.first_bad_seq, "reason": self.reason}
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "head_hash": self.head_hash,
+            "first_bad_seq": self.first_bad_seq,
+            "reason": self.reason,
+        }
 
 
-def verify_chain(session: Session, *, against: str | None = None, batch: int = 20000) -> Verification:
+_HEAD = text("SELECT seq, hash FROM audit_head WHERE id = 1")
+_ENTRIES = text(
+    "SELECT seq, at, actor, action, target, outcome, details, prev_hash, hash FROM audit_entries "
+    "WHERE seq > :after AND seq <= :last ORDER BY seq LIMIT :n"
+)
+# One statement, so one snapshot: an entry after the head is one that no append wrote.
+_FIRST_BEYOND_HEAD = text(
+    "SELECT MIN(seq) FROM audit_entries "
+    "WHERE seq > COALESCE((SELECT seq FROM audit_head WHERE id = 1), 0)"
+)
+
+
+def verify_chain(
+    session: Session, *, against: str | None = None, batch: int = 20000
+) -> Verification:
     """Walk the whole chain; report the first entry that was altered, removed or reordered.
 
     With `against` (a head hash kept elsewhere by `checkpoint`), also prove that the entry
     which had that hash is still in the chain, unchanged, so nothing before it was rewritten.
     """
     connection = session.connection()
-    expected_prev = GENESIS
-    expected_seq = 1
-    count = 0
-    found_checkpoint = against is None
-    sha256 = hashlib.sha256
-    last_seq = 0
-    while True:
-        rows = connection.exec_driver_sql(
-            "SELECT seq, at, actor, action, target, outcome, details, prev_hash, hash "
-            "FROM audit_entries WHERE seq > %(after)s ORDER BY seq LIMIT %(n)s"
-            if connection.dialect.paramstyle == "pyformat"
-            else "SELECT seq, at, actor, action, target, outcome, details, prev_hash, hash "
-            "FROM audit_entries WHERE seq > :after ORDER BY seq LIMIT :n",
-            {"after": last_seq, "n": batch},
-        ).all()
+    # The walk stops at the head as read first: entries that other writers append meanwhile
+    # (on PostgreSQL each statement sees the latest commits) are not a break in the chain.
+    head_row = connection.execute(_HEAD).first()
+    head_seq, head_hash = (int(head_row[0]), str(head_row[1])) if head_row else (0, GENESIS)
+    count, last_hash, found_checkpoint = 0, GENESIS, against is None
+    while count < head_seq:
+        rows = connection.execute(_ENTRIES, {"after": count, "last": head_seq, "n": batch}).all()
         if not rows:
             break
-        for seq, at, actor, action, target, outcome, details, prev_hash, stored in rows:
-            if seq != expected_seq:
-                return Verification(False, count, expected_prev, expected_seq,
-                                    f"entry {expected_seq} is missing (next is {seq})")
-            if prev_hash != expected_prev:
-                return Verification(False, count, expected_prev, seq,
-                                    f"entry {seq} does not follow entry {seq - 1} (reordered or replaced)")
-            text = _SEP.join((str(seq), at, actor, action, target, outcome, details, prev_hash))
-            if sha256(text.encode()).hexdigest() != stored:
-                return Verification(False, count, expected_prev, seq, f"entry {seq} was altered")
-            if not found_checkpoint and stored == against:
-                found_checkpoint = True
-            expected_prev = stored
-            expected_seq += 1
+        for row in rows:
+            broken = _check_entry(row, count + 1, last_hash)
+            if broken is not None:
+                return Verification(False, broken[0] - 1, last_hash, broken[0], broken[1])
+            last_hash = row[-1]
             count += 1
-        last_seq = rows[-1][0]
-    head = session.get(AuditHead, 1)
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
-    if head_seq != count or head_hash != expected_prev:
-        return Verification(False, count, expected_prev, count + 1 if head_seq > count else count,
-                            f"the chain ends at entry {count} but its head records entry {head_seq} "
-                            "(entries were removed from the end, or the head was changed)")
+            found_checkpoint = found_checkpoint or last_hash == against
+    ending = _check_ending(connection, count, last_hash, head_seq, head_hash)
+    if ending is not None:
+        return Verification(False, ending[0] - 1, last_hash, ending[0], ending[1])
     if not found_checkpoint:
-        return Verification(False, count, expected_prev, None,
-                            "the checkpoint hash is not in the chain: entries before it were rewritten")
-    return Verification(True, count, expected_prev)
+        return Verification(
+            False,
+            count,
+            last_hash,
+            None,
+            "the checkpoint hash is not in the chain: entries before it were rewritten",
+        )
+    return Verification(True, count, last_hash)
+
+
+def _check_entry(row: Sequence[Any], seq: int, prev: str) -> tuple[int, str] | None:
+    """The first bad entry, and why, if the row that should be entry `seq` (following hash
+    `prev`) breaks the chain."""
+    found_seq, at, actor, action, target, outcome, details, prev_hash, stored = row
+    if found_seq != seq:
+        return seq, f"entry {seq} is missing (next is {found_seq})"
+    intact = _digest((str(seq), at, actor, action, target, outcome, details, prev_hash)) == stored
+    if prev_hash != prev:
+        if intact and seq > 1:
+            # This entry is as written, so the one before it is not: it was rewritten and
+            # re-hashed (or replaced by another entry).
+            return (
+                seq - 1,
+                f"entry {seq - 1} was rewritten (entry {seq} records another hash for it)",
+            )
+        return seq, f"entry {seq} does not follow entry {seq - 1} (reordered or replaced)"
+    if not intact:
+        return seq, f"entry {seq} was altered"
+    return None
+
+
+def _check_ending(
+    connection: Connection, count: int, last_hash: str, head_seq: int, head_hash: str
+) -> tuple[int, str] | None:
+    """The first bad entry, and why, if the walked chain and its head row disagree."""
+    if count < head_seq:
+        return count + 1, (
+            f"the chain ends at entry {count} but its head records entry {head_seq} "
+            "(entries were removed from the end)"
+        )
+    if last_hash != head_hash:
+        return count, (
+            f"entry {count} does not match the head of the chain "
+            "(the entry was rewritten, or the head was changed)"
+        )
+    beyond = connection.execute(_FIRST_BEYOND_HEAD).scalar()
+    if beyond is not None:
+        return int(beyond), f"entry {beyond} comes after the head of the chain: no append wrote it"
+    return None
 
 
 def head(session: Session) -> tuple[int, str]:

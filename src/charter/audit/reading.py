@@ -24,17 +24,27 @@ class EntryView:
     hash: str
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": self.at, "actor": self.actor, "action": self.action,
-                "target": self.target, "outcome": self.outcome, "details": self.details,
-                "hash": self.hash}
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "outcome": self.outcome,
+            "details": self.details,
+            "hash": self.hash,
+        }
 
 
-def page_entries(session: Session, *, after: int = 0, limit: int = 100,
-                 action: str | None = None) -> list[EntryView]:
+def page_entries(
+    session: Session, *, after: int = 0, limit: int = 100, action: str | None = None
+) -> list[EntryView]:
     query = select(AuditEntry).where(AuditEntry.seq > after).order_by(AuditEntry.seq).limit(limit)
     if action is not None:
         query = query.where(AuditEntry.action == action)
     return [
-        EntryView(e.seq, e.at, e.actor, e.action, e.target, e.outcome, json.loads(e.details), e.hash)
+        EntryView(
+            e.seq, e.at, e.actor, e.action, e.target, e.outcome, json.loads(e.details), e.hash
+        )
         for e in session.scalars(query)
     ]

@@ -16,7 +16,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.
 
 @app.command()
 def verify(
-    against: Annotated[str | None, typer.Option(help="A head hash from `charter audit checkpoint`.")] = None,
+    against: Annotated[
+        str | None, typer.Option(help="A head hash from `charter audit checkpoint`.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Walk the audit chain; exit 1 and name the first bad entry if it was tampered with."""
@@ -26,8 +28,12 @@ def verify(
         emit_json(result.as_json())
     elif result.ok:
         typer.echo(f"Audit chain intact: {result.entries} entries, head {result.head_hash}.")
+    elif result.first_bad_seq is None:
+        typer.echo(f"Audit chain broken: {result.reason}.", err=True)
     else:
-        typer.echo(f"Audit chain broken at entry {result.first_bad_seq}: {result.reason}.", err=True)
+        typer.echo(
+            f"Audit chain broken at entry {result.first_bad_seq}: {result.reason}.", err=True
+        )
     if not result.ok:
         raise typer.Exit(1)
 

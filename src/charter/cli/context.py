@@ -26,8 +26,10 @@ def settings() -> Settings:
 
 
 def database() -> Database:
+    """The database, migrated. A command is short: its connections close with each unit of
+    work instead of waiting in a pool (which would leave them open when run in process)."""
     try:
-        return open_database(settings())
+        return open_database(settings(), pooled=False)
     except StartupError as exc:
         fail(str(exc))
         raise
