@@ -145,7 +145,11 @@ def keys(database_url_factory: Callable[[], str], master: bytes) -> Iterator[Sql
 
 @pytest.fixture
 def app(
-    settings: Settings, omni_compiled: CompiledPolicy, db: Database, keys: SqlKeyStore, clock: FixedClock
+    settings: Settings,
+    omni_compiled: CompiledPolicy,
+    db: Database,
+    keys: SqlKeyStore,
+    clock: FixedClock,
 ) -> FastAPI:
     return create_app(settings, omni_compiled, db, keys, clock=clock)
 
@@ -157,7 +161,9 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def make_key(db: Database, clock: FixedClock, omni_compiled: CompiledPolicy) -> Callable[[str], str]:
+def make_key(
+    db: Database, clock: FixedClock, omni_compiled: CompiledPolicy
+) -> Callable[[str], str]:
     """`make_key(role)` adds a staff member with that role and returns a fresh API key."""
     counter = iter(range(1_000_000))
 

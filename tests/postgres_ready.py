@@ -9,9 +9,13 @@ import psycopg
 
 
 def main() -> int:
-    url = os.environ.get("CHARTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    url = os.environ.get(
+        "CHARTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
     try:
-        psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3).close()
+        psycopg.connect(
+            url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3
+        ).close()
     except psycopg.Error:
         return 1
     return 0

@@ -29,7 +29,7 @@ class Base(DeclarativeBase):
     """Declarative base of every Charter table."""
 
 
-class DatabaseUnavailable(Exception):  # noqa: N818 - the name says what happened
+class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message names it without a password."""
 
 

@@ -40,7 +40,9 @@ class Settings:
             keystore_url=env.get("CHARTER_KEYSTORE_URL", f"sqlite:///{home / 'keys.db'}"),
             policy_file=Path(env.get("CHARTER_POLICY", str(home / "policy" / "omni.yaml"))),
             master_key=env.get("CHARTER_MASTER_KEY") or None,
-            max_body_bytes=_int(env, "CHARTER_MAX_BODY_BYTES", 16 * 1024 * 1024, low=1024, high=2**31),
+            max_body_bytes=_int(
+                env, "CHARTER_MAX_BODY_BYTES", 16 * 1024 * 1024, low=1024, high=2**31
+            ),
         )
 
     @property

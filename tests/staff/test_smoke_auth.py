@@ -7,7 +7,9 @@ from fastapi.testclient import TestClient
 from tests.conftest import bearer
 
 
-def test_privacy_officer_reads_the_audit_log(client: TestClient, make_key: Callable[[str], str]) -> None:
+def test_privacy_officer_reads_the_audit_log(
+    client: TestClient, make_key: Callable[[str], str]
+) -> None:
     key = make_key("privacy_officer")
     response = client.get("/v1/audit", headers=bearer(key))
     assert response.status_code == 200
@@ -15,7 +17,9 @@ def test_privacy_officer_reads_the_audit_log(client: TestClient, make_key: Calla
     assert "staff:key:created" in actions
 
 
-def test_marketing_may_not_read_the_audit_log(client: TestClient, make_key: Callable[[str], str]) -> None:
+def test_marketing_may_not_read_the_audit_log(
+    client: TestClient, make_key: Callable[[str], str]
+) -> None:
     response = client.get("/v1/audit", headers=bearer(make_key("marketing")))
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +18,7 @@ app = typer.Typer(no_args_is_help=True)
 FileArg = Annotated[Path, typer.Argument(help="A policy file (YAML).", show_default=False)]
 
 
-class RenderFormat(str, Enum):
+class RenderFormat(StrEnum):
     html = "html"
     markdown = "markdown"
 
@@ -56,8 +56,12 @@ def validate(
 @app.command()
 def render(
     file: FileArg,
-    fmt: Annotated[RenderFormat, typer.Option("--format", help="Output format.")] = RenderFormat.html,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")] = None,
+    fmt: Annotated[
+        RenderFormat, typer.Option("--format", help="Output format.")
+    ] = RenderFormat.html,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")
+    ] = None,
 ) -> None:
     """Render the human-readable policy page from a policy file."""
     from charter.policy.render import render_html, render_markdown  # noqa: PLC0415 - only this command pays for Jinja2

@@ -27,10 +27,13 @@ def serve() -> None:
         return
     app_ = create_app(settings, booted.policy, booted.db, booted.keys, clock=context.clock)
     base = f"http://{settings.host}:{settings.port}"
-    typer.echo(f"Charter {booted.policy.version} on {base}\n  policy page: {base}/policy\n"
-               f"  API docs:    {base}/docs")
+    typer.echo(
+        f"Charter {booted.policy.version} on {base}\n  policy page: {base}/policy\n"
+        f"  API docs:    {base}/docs"
+    )
     try:
-        uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(
+            app_, host=settings.host, port=settings.port, log_level="warning", access_log=False
+        )
     finally:
         booted.close()

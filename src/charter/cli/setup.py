@@ -25,5 +25,6 @@ def init() -> None:
         fail(str(exc))
         return
     booted.close()
-    console.print(f"[green]✓[/] database ready and policy {booted.policy.version} loaded "
-                  f"({settings.home})")
+    console.print(
+        f"[green]✓[/] database ready and policy {booted.policy.version} loaded ({settings.home})"
+    )

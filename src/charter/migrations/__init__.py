@@ -37,7 +37,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-class MigrationFailed(Exception):  # noqa: N818 - the name says what happened
+class MigrationFailed(Exception):
     """The schema cannot be brought up to date; the message says why in one line."""
 
 

@@ -13,8 +13,9 @@ if not isinstance(engine, Engine):  # pragma: no cover - always set by charter.m
     raise RuntimeError("charter migrations run through charter.migrations.upgrade(engine)")
 
 with engine.connect() as connection:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
-                      compare_type=True)
+    context.configure(
+        connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True
+    )
     with context.begin_transaction():
         context.run_migrations()
     connection.commit()

@@ -66,7 +66,9 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         for p in policy.purposes
     }
     retention = {
-        leaf: rule for rule in policy.retention.rules for leaf in expand_categories(rule.category, leaves)
+        leaf: rule
+        for rule in policy.retention.rules
+        for leaf in expand_categories(rule.category, leaves)
     }
     recipient_categories = {
         r.id: {leaf for ref in r.categories for leaf in expand_categories(ref, leaves)}

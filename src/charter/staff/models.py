@@ -17,7 +17,9 @@ class StaffMember(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # A handle chosen by OMNI ("alice", "web-backend"), not a legal name.
-    name: Mapped[str] = mapped_column(String(64), unique=True, info={"personal_data": "staff.handle"})
+    name: Mapped[str] = mapped_column(
+        String(64), unique=True, info={"personal_data": "staff.handle"}
+    )
     role: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -27,8 +27,9 @@ class ErasureReceipt:
     events_deleted: int
 
 
-def erase_person(session: Session, keys: KeyStore, clock: Clock, *, actor: str,
-                 person_id: str) -> ErasureReceipt:
+def erase_person(
+    session: Session, keys: KeyStore, clock: Clock, *, actor: str, person_id: str
+) -> ErasureReceipt:
     """Make a person's data unreadable at once, then remove it; safe to repeat."""
     person = get_person(session, person_id)
     members = household(session, person.id)
@@ -41,10 +42,25 @@ def erase_person(session: Session, keys: KeyStore, clock: Clock, *, actor: str,
     for member in session.scalars(select(Person).where(Person.id.in_(members))):
         member.erased_at = member.erased_at or now
         member.email_index = None
-    receipt = ErasureReceipt(person.id, destroyed, int(getattr(records, "rowcount", 0) or 0),
-                             int(getattr(events, "rowcount", 0) or 0))
-    record(session, clock, Event(actor, "vault:person:erased", f"person:{person.id}", details={
-        "keys_destroyed": receipt.keys_destroyed, "records_deleted": receipt.records_deleted,
-        "events_deleted": receipt.events_deleted, "linked_visitors": len(members) - 1,
-    }))
+    receipt = ErasureReceipt(
+        person.id,
+        destroyed,
+        int(getattr(records, "rowcount", 0) or 0),
+        int(getattr(events, "rowcount", 0) or 0),
+    )
+    record(
+        session,
+        clock,
+        Event(
+            actor,
+            "vault:person:erased",
+            f"person:{person.id}",
+            details={
+                "keys_destroyed": receipt.keys_destroyed,
+                "records_deleted": receipt.records_deleted,
+                "events_deleted": receipt.events_deleted,
+                "linked_visitors": len(members) - 1,
+            },
+        ),
+    )
     return receipt

@@ -124,8 +124,13 @@ class SqlKeyStore:
         with Session(self.engine) as session:
             check = session.get(WrappedKey, _CHECK_ID)
             if check is None:
-                session.add(WrappedKey(person_id=_CHECK_ID, wrapped=self._master.seal(
-                    _CHECK_PLAINTEXT, _associated(_CHECK_ID)), created_at=dt.datetime.now(dt.UTC)))
+                session.add(
+                    WrappedKey(
+                        person_id=_CHECK_ID,
+                        wrapped=self._master.seal(_CHECK_PLAINTEXT, _associated(_CHECK_ID)),
+                        created_at=dt.datetime.now(dt.UTC),
+                    )
+                )
                 session.commit()
                 return
             try:
@@ -151,8 +156,10 @@ class SqlKeyStore:
             return found
         with Session(self.engine) as session:
             for start in range(0, len(missing), 500):
-                chunk = missing[start:start + 500]
-                for row in session.scalars(select(WrappedKey).where(WrappedKey.person_id.in_(chunk))):
+                chunk = missing[start : start + 500]
+                for row in session.scalars(
+                    select(WrappedKey).where(WrappedKey.person_id.in_(chunk))
+                ):
                     key = self._master.open(row.wrapped, _associated(row.person_id))
                     found[row.person_id] = Sealer(key)
                     self._cache.put(row.person_id, found[row.person_id])
@@ -162,8 +169,13 @@ class SqlKeyStore:
                     if person_id in found:
                         continue
                     key = new_key()
-                    session.add(WrappedKey(person_id=person_id, created_at=now,
-                                           wrapped=self._master.seal(key, _associated(person_id))))
+                    session.add(
+                        WrappedKey(
+                            person_id=person_id,
+                            created_at=now,
+                            wrapped=self._master.seal(key, _associated(person_id)),
+                        )
+                    )
                     found[person_id] = Sealer(key)
                 session.commit()
                 for person_id in missing:
@@ -176,8 +188,13 @@ class SqlKeyStore:
                 row = session.get(WrappedKey, _INDEX_ID)
                 if row is None:
                     key = new_key()
-                    session.add(WrappedKey(person_id=_INDEX_ID, created_at=dt.datetime.now(dt.UTC),
-                                           wrapped=self._master.seal(key, _associated(_INDEX_ID))))
+                    session.add(
+                        WrappedKey(
+                            person_id=_INDEX_ID,
+                            created_at=dt.datetime.now(dt.UTC),
+                            wrapped=self._master.seal(key, _associated(_INDEX_ID)),
+                        )
+                    )
                     session.commit()
                 else:
                     key = self._master.open(row.wrapped, _associated(_INDEX_ID))
@@ -237,5 +254,5 @@ class MemoryKeyStore:
         with self._lock:
             return sum(self._keys.pop(p, None) is not None for p in person_ids)
 
-    def rewrap(self, new_master: bytes) -> int:
+    def rewrap(self, new_master: bytes) -> int:  # noqa: ARG002 - keys are held unwrapped here
         return len(self._keys)

@@ -20,7 +20,9 @@ AuditReader = Annotated[Actor, Depends(Permit("audit:read"))]
 def list_entries(
     _: AuditReader,
     session: ReadSession,
-    after: Annotated[int, Query(ge=0, description="Return entries after this sequence number.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, description="Return entries after this sequence number.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     action: Annotated[str | None, Query(max_length=96, description="Only this action tag.")] = None,
 ) -> dict[str, Any]:
@@ -36,7 +38,9 @@ def list_entries(
 def verify(
     _: AuditReader,
     session: ReadSession,
-    against: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$", description="A checkpoint hash.")] = None,
+    against: Annotated[
+        str | None, Query(pattern="^[0-9a-f]{64}$", description="A checkpoint hash.")
+    ] = None,
 ) -> dict[str, Any]:
     """Walk the chain and report the first entry that was altered, removed or reordered."""
     return verify_chain(session, against=against).as_json()
