@@ -5,12 +5,17 @@ Every start-up failure becomes a one-line message and exit 1, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+from collections.abc import Iterator
+
+from sqlalchemy.orm import Session
 
 from charter.boot import StartupError, load_compiled, open_database
 from charter.cli.output import fail
 from charter.clock import SystemClock
 from charter.db import Database
+from charter.errors import CharterError
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings, SettingsError
 
@@ -22,7 +27,6 @@ def settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         fail(str(exc))
-        raise  # unreachable: fail() exits
 
 
 def database() -> Database:
@@ -32,7 +36,6 @@ def database() -> Database:
         return open_database(settings(), pooled=False)
     except StartupError as exc:
         fail(str(exc))
-        raise
 
 
 def policy() -> CompiledPolicy:
@@ -40,7 +43,6 @@ def policy() -> CompiledPolicy:
         return load_compiled(settings())[0]
     except StartupError as exc:
         fail(str(exc))
-        raise
 
 
 def operator() -> str:
@@ -49,3 +51,16 @@ def operator() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli:unknown"
+
+
+@contextlib.contextmanager
+def writing() -> Iterator[Session]:
+    """A unit of work that commits at the end; a refusal is a one-line error and exit 1."""
+    db = database()
+    try:
+        with db.writing() as session:
+            yield session
+    except CharterError as exc:
+        fail(exc.message)
+    finally:
+        db.dispose()

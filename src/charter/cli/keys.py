@@ -15,7 +15,6 @@ from charter.audit.chain import Event, record
 from charter.boot import StartupError, open_keystore, pending_master_key_file
 from charter.cli import context
 from charter.cli.output import emit_json, fail
-from charter.errors import CharterError
 from charter.staff import service
 from charter.vault.crypto import DecryptionFailed, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore
@@ -31,19 +30,15 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once; only its hash is kept."""
-    db = context.database()
     expires = dt.timedelta(days=expires_in_days) if expires_in_days else None
-    try:
-        with db.writing() as session:
-            issued = service.create_key(
-                session,
-                context.clock,
-                actor=context.operator(),
-                staff_name=staff,
-                expires_in=expires,
-            )
-    except CharterError as exc:
-        fail(exc.message)
+    with context.writing() as session:
+        issued = service.create_key(
+            session,
+            context.clock,
+            actor=context.operator(),
+            staff_name=staff,
+            expires_in=expires,
+        )
     if as_json:
         emit_json(
             {
@@ -64,12 +59,8 @@ def revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke a key; it fails on the next request."""
-    db = context.database()
-    try:
-        with db.writing() as session:
-            service.revoke_key(session, context.clock, actor=context.operator(), key_id=key_id)
-    except CharterError as exc:
-        fail(exc.message)
+    with context.writing() as session:
+        service.revoke_key(session, context.clock, actor=context.operator(), key_id=key_id)
     if as_json:
         emit_json({"key_id": key_id, "revoked": True})
     else:

@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from charter.cli import context
-from charter.cli.output import emit_json, fail
-from charter.errors import CharterError
+from charter.cli.output import emit_json
 from charter.staff import service
 
 app = typer.Typer(no_args_is_help=True)
@@ -27,15 +26,11 @@ def add(
 ) -> None:
     """Add a staff member with a role."""
     policy = context.policy()
-    db = context.database()
-    try:
-        with db.writing() as session:
-            member = service.add_staff(
-                session, context.clock, policy, actor=context.operator(), name=name, role=role
-            )
-            result = {"name": member.name, "role": member.role}
-    except CharterError as exc:
-        fail(exc.message)
+    with context.writing() as session:
+        member = service.add_staff(
+            session, context.clock, policy, actor=context.operator(), name=name, role=role
+        )
+        result = {"name": member.name, "role": member.role}
     if as_json:
         emit_json(result)
     else:
@@ -72,12 +67,8 @@ def list_(as_json: JsonFlag = False) -> None:
 @app.command("disable")
 def disable(name: str, as_json: JsonFlag = False) -> None:
     """Disable a staff member; their keys stop working on the next request."""
-    db = context.database()
-    try:
-        with db.writing() as session:
-            service.disable_staff(session, context.clock, actor=context.operator(), name=name)
-    except CharterError as exc:
-        fail(exc.message)
+    with context.writing() as session:
+        service.disable_staff(session, context.clock, actor=context.operator(), name=name)
     if as_json:
         emit_json({"name": name, "active": False})
     else:
