@@ -1,0 +1,682 @@
+"""The vault: log events in through the library and over HTTP, erasing a person, and saving a
+person's choices over HTTP.
+
+The HTTP benchmarks drive a `charter serve` subprocess through a few lines of HTTP/1.1 of
+their own (bench/client.py speaks GET only), so that the client costs as little as possible
+on a machine whose cores it shares with the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.databases import temporary_sqlite
+from bench.harness import Result, Run, benchmark, median, percentile
+from bench.instance import HOST, Instance
+from charter.clock import SystemClock
+from charter.db import Database, bulk_insert, make_engine, utc_text
+from charter.policy.compiled import CompiledPolicy, compile_policy
+from charter.policy.loader import load_policy
+from charter.settings import BUNDLED_POLICY
+from charter.vault.collection import record_ad
+from charter.vault.crypto import Sealer, new_key
+from charter.vault.erasure import erase_person
+from charter.vault.events import IncomingEvent, record_events
+from charter.vault.identifiers import new_person_id, new_record_ids
+from charter.vault.keystore import KeyStore, SqlKeyStore
+from charter.vault.people import new_person
+
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+EVENT_COLUMNS = (
+    "id",
+    "person_id",
+    "kind",
+    "collection_point",
+    "policy_version",
+    "collected_at",
+    "sealed",
+)
+VISITORS = 1_000
+Row = tuple[object, ...]
+
+LIBRARY_BATCH = 10_000
+LIBRARY_BATCHES = 20
+
+HTTP_BATCH = 1_000
+HTTP_CONNECTIONS = 3
+HTTP_SECONDS = 5.0
+
+ERASE_RECORDS = 100_000
+ERASE_RUNS = 3
+
+CHOICE_PEOPLE = 1_000
+CHOICE_REQUESTS = 1_000
+CHOICE_WARMUP = 50
+CHOICE_CONNECTIONS = 10
+CHOICE_SECONDS = 5.0
+CHOICE_BODY = json.dumps({"choices": {"purpose:promotional": False}}).encode()
+
+
+def _policy() -> CompiledPolicy:
+    return compile_policy(load_policy(BUNDLED_POLICY))
+
+
+def _visitor(number: int) -> str:
+    return f"bench-visitor-{number % VISITORS:04d}"
+
+
+def _library_batch(first: int, size: int) -> list[IncomingEvent]:
+    start = dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC)
+    return [
+        IncomingEvent(
+            kind="page_view",
+            time=start + dt.timedelta(milliseconds=first + n),
+            visitor_id=_visitor(n),
+            ip=f"192.0.2.{n % 250}",
+            user_agent=USER_AGENT,
+            path=f"/pricing/plan-{n % 37}",
+        )
+        for n in range(size)
+    ]
+
+
+# ---------------------------------------------------------------- ingest.library
+
+
+@benchmark("ingest.library")
+def ingest_library(run: Run) -> Iterator[Result]:
+    """Events per second through `record_events`, one committed `db.writing()` per batch of
+    10,000, against a plain sqlite3 `executemany` of rows of the same shape.
+
+    The two take turns, batch by batch, so that whatever else the machine is doing weighs on
+    both alike.
+    """
+    policy = _policy()
+    clock = SystemClock()
+    total = LIBRARY_BATCH * LIBRARY_BATCHES
+    library_s = anchor_s = 0.0
+    with temporary_sqlite() as (db, path):
+        keys = SqlKeyStore(make_engine(f"sqlite:///{path.parent / 'keys.db'}"), new_key())
+        try:
+            run.step(f"warm-up batch creating {VISITORS:,} visitors (not timed)")
+            with db.writing() as session:
+                record_events(
+                    session,
+                    keys,
+                    clock,
+                    policy,
+                    actor="bench",
+                    batch_key="bench-warmup",
+                    events=_library_batch(0, LIBRARY_BATCH),
+                )
+            people, sealed_bytes = _stored_people(path)
+            batches = [
+                _library_batch(LIBRARY_BATCH * (n + 1), LIBRARY_BATCH)
+                for n in range(LIBRARY_BATCHES)
+            ]
+            run.step("preparing the sqlite3 anchor (not timed)")
+            with _ExecutemanyAnchor.beside(path, people, sealed_bytes, policy.version) as anchor:
+                for number, batch in enumerate(batches, start=1):
+                    run.step(f"batch {number}/{LIBRARY_BATCHES}: record_events, then executemany")
+                    started = time.perf_counter()
+                    with db.writing() as session:
+                        record_events(
+                            session,
+                            keys,
+                            clock,
+                            policy,
+                            actor="bench",
+                            batch_key=f"bench-{number:06d}",
+                            events=batch,
+                        )
+                    library_s += time.perf_counter() - started
+                    anchor_s += anchor.insert_batch()
+        finally:
+            keys.engine.dispose()
+        stored = _count(path, "events")
+        if stored != total + LIBRARY_BATCH:
+            raise RuntimeError(f"{stored} events stored, expected {total + LIBRARY_BATCH}")
+    yield Result(
+        "ingest.library",
+        total / library_s,
+        "events/s",
+        higher_is_better=True,
+        anchor="sqlite3.executemany",
+        anchor_value=total / anchor_s,
+        target=100_000,
+        note=f"{total:,} events, {LIBRARY_BATCHES} batches of {LIBRARY_BATCH:,} over "
+        f"{VISITORS:,} visitors, each batch its own committed db.writing() (WAL, "
+        f"synchronous=NORMAL), sealed under a SqlKeyStore key, {sealed_bytes} B per sealed "
+        f"event: {library_s:.2f} s. Anchor, batch for batch in turn: as many rows with ids "
+        f"from new_record_ids into a copy of the events table and its indexes, same "
+        f"PRAGMAs, committed per {LIBRARY_BATCH:,}: {anchor_s:.2f} s. Ratio target >= 0.30.",
+    )
+
+
+def _stored_people(path: Path) -> tuple[list[str], int]:
+    """The people the stored events belong to, and the mean size of a sealed event."""
+    connection = sqlite3.connect(path)
+    try:
+        people = [row[0] for row in connection.execute("SELECT DISTINCT person_id FROM events")]
+        (mean,) = connection.execute("SELECT avg(length(sealed)) FROM events").fetchone()
+    finally:
+        connection.close()
+    return people, round(mean)
+
+
+def _count(path: Path, table: str) -> int:
+    connection = sqlite3.connect(path)
+    try:
+        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        connection.close()
+
+
+class _ExecutemanyAnchor:
+    """Plain sqlite3 inserting rows shaped like Charter's events into a fresh file holding the
+    events table as Charter's migrations create it, with the PRAGMAs Charter sets."""
+
+    def __init__(self, connection: sqlite3.Connection, batches: list[list[Row]]) -> None:
+        self._connection = connection
+        self._batches = batches
+        self._insert = (
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})"
+        )
+
+    @classmethod
+    @contextlib.contextmanager
+    def beside(
+        cls, path: Path, people: list[str], sealed_bytes: int, version: str
+    ) -> Iterator[_ExecutemanyAnchor]:
+        """An anchor in a file next to `path`, its table copied from there, warmed up with one
+        batch (not timed)."""
+        source = sqlite3.connect(path)
+        try:
+            schema = [
+                row[0]
+                for row in source.execute(
+                    "SELECT sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL "
+                    "ORDER BY type DESC"
+                )
+            ]
+        finally:
+            source.close()
+        at = utc_text(dt.datetime.now(dt.UTC))
+
+        def rows() -> list[Row]:
+            ids = new_record_ids(LIBRARY_BATCH)
+            return [
+                (
+                    ids[n],
+                    people[n % len(people)],
+                    "page_view",
+                    "log_data",
+                    version,
+                    at,
+                    os.urandom(sealed_bytes),
+                )
+                for n in range(LIBRARY_BATCH)
+            ]
+
+        connection = sqlite3.connect(path.with_name("anchor.db"), isolation_level=None)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            for statement in schema:
+                connection.execute(statement)
+            anchor = cls(connection, [rows() for _ in range(LIBRARY_BATCHES)])
+            anchor._commit(rows())
+            yield anchor
+        finally:
+            connection.close()
+
+    def insert_batch(self) -> float:
+        """Insert and commit the next prepared batch; the seconds it took."""
+        batch = self._batches.pop()
+        started = time.perf_counter()
+        self._commit(batch)
+        return time.perf_counter() - started
+
+    def _commit(self, rows: list[Row]) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+        self._connection.executemany(self._insert, rows)
+        self._connection.execute("COMMIT")
+
+
+# ---------------------------------------------------------------- HTTP, from outside
+
+
+@dataclass(frozen=True)
+class _Api:
+    """Where the server answers, and the bearer key to present."""
+
+    port: int
+    key: str
+
+    def request(self, method: str, path: str, body: bytes) -> bytes:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+            f"Authorization: Bearer {self.key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(HOST, self.port)
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send one request on a keep-alive connection; its status and body."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length)
+    return int(lines[0].split(b" ", 2)[1]), body
+
+
+def _expect(status: int, body: bytes, wanted: int, what: str) -> None:
+    if status != wanted:
+        raise RuntimeError(f"{what} answered {status}: {body[:300].decode(errors='replace')}")
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    await writer.wait_closed()
+
+
+# ---------------------------------------------------------------- ingest.http
+
+
+@benchmark("ingest.http")
+def ingest_http(run: Run) -> Iterator[Result]:
+    """Events per second acknowledged by `POST /v1/events`, batches of 1,000, from this
+    process while `charter serve` runs in its own."""
+    run.step("charter init")
+    with Instance.temporary() as instance:
+        run.step("adding a service_client and its key")
+        key = instance.staff_key("bench-service", role="service_client")
+        run.step("starting the server")
+        with instance.serve() as served:
+            api = _Api(served.port, key)
+            events = _http_events()
+            run.step(f"warm-up batch creating {VISITORS:,} visitors (not timed)")
+            asyncio.run(_post_batches(api, events, connections=1, duration_s=0.0, tag="w"))
+            run.step(
+                f"POST /v1/events x {HTTP_BATCH:,} on {HTTP_CONNECTIONS} connections "
+                f"for {HTTP_SECONDS:.0f} s"
+            )
+            stored, batches, seconds = asyncio.run(
+                _post_batches(
+                    api, events, connections=HTTP_CONNECTIONS, duration_s=HTTP_SECONDS, tag="t"
+                )
+            )
+    yield Result(
+        "ingest.http",
+        stored / seconds,
+        "events/s",
+        higher_is_better=True,
+        target=30_000,
+        note=f"{stored:,} events acknowledged as stored in {batches} batches of "
+        f"{HTTP_BATCH:,} in {seconds:.1f} s, {HTTP_CONNECTIONS} keep-alive connections "
+        "from the benchmark process to a `charter serve` subprocess (SQLite, one worker); "
+        "client and server share the machine's cores",
+    )
+
+
+def _http_events() -> bytes:
+    """One batch's `events` array, encoded once and reused under fresh idempotency keys."""
+    start = dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC)
+    return json.dumps(
+        [
+            {
+                "type": "page_view",
+                "time": (start + dt.timedelta(milliseconds=n)).isoformat(),
+                "visitor_id": _visitor(n),
+                "ip": f"192.0.2.{n % 250}",
+                "user_agent": USER_AGENT,
+                "path": f"/pricing/plan-{n % 37}",
+            }
+            for n in range(HTTP_BATCH)
+        ],
+        separators=(",", ":"),
+    ).encode()
+
+
+async def _post_batches(
+    api: _Api, events: bytes, *, connections: int, duration_s: float, tag: str
+) -> tuple[int, int, float]:
+    """Post batches on `connections` connections until `duration_s` has passed (at least
+    one each); the events stored, the batches, and the seconds taken."""
+    started = time.perf_counter()
+    deadline = started + duration_s
+    counts = await asyncio.gather(
+        *(_post_on_one(api, events, deadline, f"{tag}{n:02d}") for n in range(connections))
+    )
+    seconds = time.perf_counter() - started
+    return sum(stored for stored, _ in counts), sum(sent for _, sent in counts), seconds
+
+
+async def _post_on_one(api: _Api, events: bytes, deadline: float, tag: str) -> tuple[int, int]:
+    reader, writer = await api.connect()
+    stored = sent = 0
+    try:
+        while True:
+            batch_key = f"bench-{tag}-{sent:08d}".encode()
+            body = b'{"idempotency_key":"' + batch_key + b'","events":' + events + b"}"
+            status, answer = await _exchange(
+                reader, writer, api.request("POST", "/v1/events", body)
+            )
+            _expect(status, answer, 200, "POST /v1/events")
+            receipt = json.loads(answer)
+            if receipt["duplicate"]:
+                raise RuntimeError(f"batch {batch_key.decode()} was taken for a duplicate")
+            stored += int(receipt["stored"])
+            sent += 1
+            if time.perf_counter() >= deadline:
+                return stored, sent
+    finally:
+        await _close(writer)
+
+
+# ---------------------------------------------------------------- erase
+
+
+class _TimedKeyStore:
+    """A key store that notes the moment `destroy` returns: from then on the person's data
+    does not decrypt, whatever else erasure still has to do."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self._keys = keys
+        self.destroyed_at: float | None = None
+
+    def sealer(self, person_id: str) -> Sealer | None:
+        return self._keys.sealer(person_id)
+
+    def sealers(self, person_ids: Iterable[str], *, create: bool) -> dict[str, Sealer]:
+        return self._keys.sealers(person_ids, create=create)
+
+    def destroy(self, person_ids: Iterable[str]) -> int:
+        destroyed = self._keys.destroy(person_ids)
+        self.destroyed_at = time.perf_counter()
+        return destroyed
+
+    def rewrap(self, new_master: bytes) -> int:
+        return self._keys.rewrap(new_master)
+
+    def index_key(self) -> bytes:
+        return self._keys.index_key()
+
+
+@benchmark("erase.ms", "erase.total_ms")
+def erase(run: Run) -> Iterator[Result]:
+    """`erase_person` on a person with 100,000 sealed records, on SQLite with a SqlKeyStore."""
+    policy = _policy()
+    clock = SystemClock()
+    unreadable, totals = [], []
+    with temporary_sqlite() as (db, path):
+        master = new_key()
+        keystore_url = f"sqlite:///{path.parent / 'keys.db'}"
+        keys = SqlKeyStore(make_engine(keystore_url), master)
+        try:
+            for number in range(1, ERASE_RUNS + 1):
+                run.step(
+                    f"run {number}/{ERASE_RUNS}: sealing {ERASE_RECORDS:,} records (not timed)"
+                )
+                person_id = _person_with_records(db, keys, clock, policy.version)
+                timed = _TimedKeyStore(keys)
+                run.step(f"run {number}/{ERASE_RUNS}: erase_person")
+                started = time.perf_counter()
+                with db.writing() as session:
+                    receipt = erase_person(
+                        session, timed, clock, actor="bench", person_id=person_id
+                    )
+                finished = time.perf_counter()
+                if timed.destroyed_at is None:
+                    raise RuntimeError("erase_person did not destroy the person's key")
+                _check_erased(db, keystore_url, master, person_id, receipt.records_deleted)
+                unreadable.append((timed.destroyed_at - started) * 1000)
+                totals.append((finished - started) * 1000)
+        finally:
+            keys.engine.dispose()
+    note = f"median of {ERASE_RUNS} people with {ERASE_RECORDS:,} sealed records each, SQLite"
+    if run.wants("erase.ms"):
+        yield Result(
+            "erase.ms",
+            median(unreadable),
+            "ms",
+            higher_is_better=False,
+            target=50,
+            note=f"{note}; from calling erase_person until its KeyStore.destroy has "
+            "committed the deletion of the person's data key in the key store (the person "
+            "and household look-ups included): from then on no copy of their data decrypts",
+        )
+    if run.wants("erase.total_ms"):
+        yield Result(
+            "erase.total_ms",
+            median(totals),
+            "ms",
+            higher_is_better=False,
+            note=f"{note}; the whole erasure: key destroyed, {ERASE_RECORDS:,} records "
+            "deleted, choices forgotten, audit entry written, and the transaction committed",
+        )
+
+
+def _person_with_records(db: Database, keys: KeyStore, clock: SystemClock, version: str) -> str:
+    """A user with ERASE_RECORDS records sealed under their key, inserted in bulk."""
+    with db.writing() as session:
+        person_id = new_person(session, clock, "user").id
+    sealer = keys.sealers([person_id], create=True)[person_id]
+    submission = new_person_id()
+    at = utc_text(clock.now())
+    ids = new_record_ids(ERASE_RECORDS)
+    rows = [
+        (
+            record_id,
+            person_id,
+            submission,
+            "survey",
+            "answer",
+            "survey.answers",
+            "given",
+            None,
+            version,
+            at,
+            False,
+            sealer.seal(f"answer number {record_id}".encode(), record_ad(record_id, person_id)),
+        )
+        for record_id in ids
+    ]
+    columns = (
+        "id",
+        "person_id",
+        "submission_id",
+        "collection_point",
+        "field",
+        "category",
+        "source",
+        "source_name",
+        "policy_version",
+        "collected_at",
+        "published",
+        "sealed",
+    )
+    with db.writing() as session:
+        bulk_insert(session.connection(), "records", columns, rows)
+    return person_id
+
+
+def _check_erased(
+    db: Database, keystore_url: str, master: bytes, person_id: str, deleted: int
+) -> None:
+    """The person has no key, seen from a key store opened afresh, and no records left."""
+    if deleted != ERASE_RECORDS:
+        raise RuntimeError(f"erase_person deleted {deleted} records, not {ERASE_RECORDS}")
+    fresh = SqlKeyStore(make_engine(keystore_url), master)
+    try:
+        if fresh.sealer(person_id) is not None:
+            raise RuntimeError("the erased person's key is still in the key store")
+    finally:
+        fresh.engine.dispose()
+    with db.reading() as session:
+        left = session.connection().exec_driver_sql(
+            "SELECT count(*) FROM records WHERE person_id = ?", (person_id,)
+        )
+        if left.scalar_one() != 0:
+            raise RuntimeError("records of the erased person are left")
+
+
+# ---------------------------------------------------------------- choices.put
+
+CHOICES = ("choices.put.p50_ms", "choices.put.p99_ms", "choices.put.rps")
+FIDES = (
+    "for context, the open-source Fides consent save, measured on this kind of machine: "
+    "55-60 req/s, p50 16-19 ms (not measured here)"
+)
+
+
+@benchmark(*CHOICES)
+def choices_put(run: Run) -> Iterator[Result]:
+    """`PUT /v1/people/{id}/choices` against `charter serve`: latency with one client, and
+    requests per second with ten."""
+    run.step("charter init")
+    with Instance.temporary() as instance:
+        run.step("adding a service_client and its key")
+        key = instance.staff_key("bench-service", role="service_client")
+        run.step("starting the server")
+        with instance.serve() as served:
+            api = _Api(served.port, key)
+            run.step(f"signing up {CHOICE_PEOPLE:,} people (not timed)")
+            people = asyncio.run(_sign_up(api, CHOICE_PEOPLE))
+            if run.wants_any("choices.put.p50_ms", "choices.put.p99_ms"):
+                run.step(f"{CHOICE_REQUESTS:,} x PUT choices, one at a time")
+                latencies = asyncio.run(_time_puts(api, people))
+                note = (
+                    f"{CHOICE_REQUESTS:,} sequential PUTs on one keep-alive connection, one "
+                    f"person after another out of {CHOICE_PEOPLE:,}; {FIDES}"
+                )
+                if run.wants("choices.put.p50_ms"):
+                    yield Result(
+                        "choices.put.p50_ms",
+                        percentile(latencies, 50),
+                        "ms",
+                        higher_is_better=False,
+                        target=3,
+                        note=note,
+                    )
+                if run.wants("choices.put.p99_ms"):
+                    yield Result(
+                        "choices.put.p99_ms",
+                        percentile(latencies, 99),
+                        "ms",
+                        higher_is_better=False,
+                        note=note,
+                    )
+            if run.wants("choices.put.rps"):
+                run.step(
+                    f"PUT choices on {CHOICE_CONNECTIONS} connections for {CHOICE_SECONDS:.0f} s"
+                )
+                done, seconds = asyncio.run(_load_puts(api, people))
+                yield Result(
+                    "choices.put.rps",
+                    done / seconds,
+                    "req/s",
+                    higher_is_better=True,
+                    target=600,
+                    note=f"{CHOICE_CONNECTIONS} clients (keep-alive connections) for "
+                    f"{seconds:.1f} s, {done:,} PUTs answered 200; {FIDES}",
+                )
+
+
+async def _sign_up(api: _Api, count: int) -> list[str]:
+    """Sign up `count` people through POST /v1/collect, four at a time; their ids."""
+    people: list[str] = []
+    numbers = iter(range(count))
+
+    async def worker() -> None:
+        reader, writer = await api.connect()
+        try:
+            for number in numbers:
+                body = json.dumps(
+                    {
+                        "collection_point": "sign_up",
+                        "person": {"visitor_id": f"bench-choices-{number}"},
+                        "fields": {
+                            "name": f"Bench Person {number}",
+                            "email": f"bench{number}@example.com",
+                        },
+                    }
+                ).encode()
+                status, answer = await _exchange(
+                    reader, writer, api.request("POST", "/v1/collect", body)
+                )
+                _expect(status, answer, 201, "POST /v1/collect")
+                people.append(json.loads(answer)["person_id"])
+        finally:
+            await _close(writer)
+
+    await asyncio.gather(*(worker() for _ in range(4)))
+    return people
+
+
+async def _time_puts(api: _Api, people: Sequence[str]) -> list[float]:
+    requests = [
+        api.request("PUT", f"/v1/people/{people[n % len(people)]}/choices", CHOICE_BODY)
+        for n in range(CHOICE_WARMUP + CHOICE_REQUESTS)
+    ]
+    latencies = []
+    reader, writer = await api.connect()
+    try:
+        for number, request in enumerate(requests):
+            started = time.perf_counter()
+            status, answer = await _exchange(reader, writer, request)
+            elapsed = (time.perf_counter() - started) * 1000
+            _expect(status, answer, 200, "PUT choices")
+            if number >= CHOICE_WARMUP:
+                latencies.append(elapsed)
+    finally:
+        await _close(writer)
+    return latencies
+
+
+async def _load_puts(api: _Api, people: Sequence[str]) -> tuple[int, float]:
+    requests = [
+        api.request("PUT", f"/v1/people/{person}/choices", CHOICE_BODY) for person in people
+    ]
+    started = time.perf_counter()
+    deadline = started + CHOICE_SECONDS
+
+    async def client(first: int) -> int:
+        done = 0
+        reader, writer = await api.connect()
+        try:
+            while time.perf_counter() < deadline:
+                request = requests[(first + done * CHOICE_CONNECTIONS) % len(requests)]
+                status, answer = await _exchange(reader, writer, request)
+                _expect(status, answer, 200, "PUT choices")
+                done += 1
+        finally:
+            await _close(writer)
+        return done
+
+    counts = await asyncio.gather(*(client(n) for n in range(CHOICE_CONNECTIONS)))
+    return sum(counts), time.perf_counter() - started
