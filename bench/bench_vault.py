@@ -40,7 +40,7 @@ USER_AGENT = (
     "Chrome/126.0.0.0 Safari/537.36"
 )
 EVENT_COLUMNS = (
-    "id",
+    "uid",
     "person_id",
     "kind",
     "collection_point",
@@ -235,6 +235,7 @@ class _ExecutemanyAnchor:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA cache_size=-32768")  # as charter.db sets it
             for statement in schema:
                 connection.execute(statement)
             anchor = cls(connection, [rows() for _ in range(LIBRARY_BATCHES)])

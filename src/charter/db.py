@@ -52,7 +52,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: str | None, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002 - SQLAlchemy's signature
         if value is None:
             return None
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        # fromisoformat reads the "Z" form and is many times faster than strptime.
+        return dt.datetime.fromisoformat(value)
 
 
 def utc_text(moment: dt.datetime) -> str:
@@ -83,6 +84,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # only a power loss may undo the last commits, which FULL would also keep.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # 32 MiB of page cache per connection (the default is 2 MiB): batch inserts touch many
+    # index pages.
+    cursor.execute("PRAGMA cache_size=-32768")
     cursor.close()
 
 

@@ -183,7 +183,8 @@ def test_the_gpc_header_opts_out_of_sale_and_sharing_and_needs_nothing_more(
     )
     assert response.status_code == 200, response.text
     assert response.json()["current"]["gpc"] is True
-    assert response.json()["history"][-1]["method"] == "gpc"
+    view = client.get(f"/v1/people/{user}/choices", headers=service).json()
+    assert view["history"][-1]["method"] == "gpc"
     assert omni_compiled.sale_or_sharing == {"promotional"}
     refused = ask(client, service, user, "promotional", ["contact.email"])
     assert (refused["allowed"], refused["code"]) == (False, "gpc_opt_out")

@@ -18,7 +18,9 @@ from charter.db import Database, make_engine
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
 from charter.staff.service import add_staff, create_key
+from charter.vault.collection import record_ad
 from charter.vault.crypto import DecryptionFailed, Sealer
+from charter.vault.events import event_ad
 from charter.vault.keystore import SqlKeyStore
 from charter.web.app import create_app
 from tests.conftest import bearer
@@ -40,8 +42,9 @@ class SealedRow:
 
     @property
     def associated(self) -> bytes:
-        kind = "record" if self.table == "records" else "event"
-        return f"{kind}:{self.id}:{self.person_id}".encode()
+        # `id` is the record's id, or the event's `uid`: what each ciphertext is bound to.
+        binder = record_ad if self.table == "records" else event_ad
+        return binder(self.id, self.person_id)
 
 
 @dataclass
@@ -115,9 +118,9 @@ def sealed_rows(db: Database, tmp_path: Path) -> list[SealedRow]:
         with engine.connect() as connection:
             return [
                 SealedRow(table, int(row[0]), str(row[1]), bytes(row[2]))
-                for table in ("records", "events")
+                for table, bound in (("records", "id"), ("events", "uid"))
                 for row in connection.execute(
-                    text(f"SELECT id, person_id, sealed FROM {table}")  # noqa: S608 - our names
+                    text(f"SELECT {bound}, person_id, sealed FROM {table}")  # noqa: S608 - our names
                 )
             ]
     finally:

@@ -6,7 +6,6 @@ the audit log in the caller's transaction, so a refusal is recorded as surely as
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from charter.policy.compiled import CompiledPolicy
 from charter.staff.service import Actor
 from charter.vault.collection import record_ad
 from charter.vault.crypto import DecryptionFailed, Sealer
-from charter.vault.events import event_ad
+from charter.vault.events import decode_payload, event_ad
 from charter.vault.keystore import KeyStore
 from charter.vault.models import LogEvent, Record
 from charter.vault.people import household, owner_of
@@ -190,11 +189,11 @@ def use_personal_data(
         )
         for event in events:
             sealer = sealers.get(event.person_id)
-            opened = _opened(sealer, event.sealed, event_ad(event.id, event.person_id))
+            opened = _opened(sealer, event.sealed, event_ad(event.uid, event.person_id))
             if opened is None:
                 unreadable += 1
                 continue
-            payload = json.loads(opened)
+            payload = decode_payload(opened)
             for name, category in log_fields.items():
                 if name in payload:
                     values.append(

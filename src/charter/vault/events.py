@@ -7,11 +7,12 @@ values already in stored form, and every event of a person is sealed under a cac
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Literal
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from charter.clock import Clock
 from charter.db import bulk_insert, utc_text
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
+from charter.vault.crypto import fresh_nonces
 from charter.vault.identifiers import BlindIndex, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import EventBatch, Person
@@ -28,7 +30,7 @@ from charter.vault.useragent import browser_of, device_type_of
 
 MAX_BATCH = 10_000
 _COLUMNS = (
-    "id",
+    "uid",
     "person_id",
     "kind",
     "collection_point",
@@ -61,26 +63,53 @@ class BatchReceipt:
     duplicate: bool
 
 
-def event_ad(event_id: int, person_id: str) -> bytes:
-    return f"event:{event_id}:{person_id}".encode()
+def event_ad(uid: int, person_id: str) -> bytes:
+    """Associated data binding an event's ciphertext to its row (`uid`) and person."""
+    return _ad_prefix(person_id) + uid.to_bytes(8, "big")
+
+
+def _ad_prefix(person_id: str) -> bytes:
+    return b"event:" + person_id.encode() + b":"
+
+
+# The sealed payload is a JSON list in this order; absent fields are null.
+PAYLOAD_FIELDS = (
+    "time",
+    "ip",
+    "user_agent_browser",
+    "device_type",
+    "path",
+    "item",
+    "location",
+    "connection",
+)
+# The time is kept in microseconds since the epoch (UTC): cheaper to write than ISO text.
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def _payload(event: IncomingEvent) -> bytes:
-    fields: dict[str, str] = {"time": event.time.astimezone(dt.UTC).isoformat()}
-    if event.ip:
-        fields["ip"] = event.ip
-    if event.user_agent:
-        fields["user_agent_browser"] = browser_of(event.user_agent)
-        fields["device_type"] = device_type_of(event.user_agent)
-    if event.path:
-        fields["path"] = event.path
-    if event.item:
-        fields["item"] = event.item
-    if event.location:
-        fields["location"] = event.location
-    if event.connection:
-        fields["connection"] = event.connection
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    agent = event.user_agent
+    return orjson.dumps(
+        [
+            (event.time - _EPOCH) // _MICROSECOND,
+            event.ip or None,
+            browser_of(agent) if agent else None,
+            device_type_of(agent) if agent else None,
+            event.path or None,
+            event.item or None,
+            event.location or None,
+            event.connection or None,
+        ]
+    )
+
+
+def decode_payload(opened: bytes) -> dict[str, str]:
+    """The fields of an opened event payload, by name (absent fields left out)."""
+    values = orjson.loads(opened)
+    values[0] = (_EPOCH + values[0] * _MICROSECOND).isoformat()
+    pairs = zip(PAYLOAD_FIELDS, values, strict=True)
+    return {name: value for name, value in pairs if value is not None}
 
 
 def _people(
@@ -109,12 +138,16 @@ def _people(
         raise Conflict(
             f"{len(gone)} person(s) named in the batch were erased or objected", code="person_gone"
         )
-    person_ids, points = [], []
-    for event in events:
-        pid = event.person_id if event.person_id is not None else by_visitor[event.visitor_id or ""]
-        owner = owners[pid]
-        person_ids.append(owner)
-        points.append("user_activity" if rows[owner].kind == "user" else "log_data")
+    resolved = {
+        pid: (owner, "user_activity" if rows[owner].kind == "user" else "log_data")
+        for pid, owner in owners.items()
+    }
+    pairs = [
+        resolved[e.person_id if e.person_id is not None else by_visitor[e.visitor_id or ""]]
+        for e in events
+    ]
+    person_ids = [owner for owner, _ in pairs]
+    points = [point for _, point in pairs]
     return person_ids, points
 
 
@@ -140,13 +173,12 @@ def _person_rows(session: Session, person_ids: set[str]) -> dict[str, _Who]:
 
 
 def _batch_content(events: Sequence[IncomingEvent], payloads: Sequence[bytes]) -> bytes:
-    """What makes two batches the same: each event's kind, whose it is, and its stored fields."""
-    return b"\x1e".join(
-        json.dumps([e.kind, e.visitor_id, e.person_id], separators=(",", ":")).encode()
-        + b"\x1f"
-        + p
-        for e, p in zip(events, payloads, strict=True)
-    )
+    """What makes two batches the same: each event's kind, whose it is, and its stored fields.
+
+    Two lists in the same order; payloads are JSON, which never holds a raw \\x1e.
+    """
+    who = "\x1e".join([f"{e.kind}\x1f{e.visitor_id or ''}\x1f{e.person_id or ''}" for e in events])
+    return who.encode() + b"\x1d" + b"\x1e".join(payloads)
 
 
 def record_events(
@@ -178,21 +210,26 @@ def record_events(
     now = clock.now()
     at = utc_text(now)
     version = policy.version
-    ids = new_record_ids(len(events))
+    uids = new_record_ids(len(events))
+    nonces = fresh_nonces(len(events))
+    prefixes = {pid: _ad_prefix(pid) for pid in sealers}
     rows = [
         (
-            event_id,
+            uid,
             pid,
             event.kind,
             point,
             version,
             at,
-            sealers[pid].seal(payload, event_ad(event_id, pid)),
+            sealers[pid].seal(payload, prefixes[pid] + uid.to_bytes(8, "big"), nonce),
         )
-        for event_id, pid, point, event, payload in zip(
-            ids, person_ids, points, events, payloads, strict=True
+        for uid, pid, point, event, payload, nonce in zip(
+            uids, person_ids, points, events, payloads, nonces, strict=True
         )
     ]
+    # Grouped by person, each person's index entries go in together instead of all over the
+    # index; the table itself is appended to in id order either way.
+    rows.sort(key=itemgetter(1))
     bulk_insert(session.connection(), "events", _COLUMNS, rows)
     session.add(EventBatch(key=batch_key, digest=digest, count=len(rows), received_at=now))
     record(

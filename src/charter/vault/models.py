@@ -73,7 +73,10 @@ class LogEvent(Base):
 
     __tablename__ = "events"
 
-    id: Mapped[int] = mapped_column(RecordId, primary_key=True, autoincrement=False)
+    # Ids come from the database, in insert order: appends stay at the end of the table,
+    # which keeps batch inserts fast. `uid` is random and binds the ciphertext to its row.
+    id: Mapped[int] = mapped_column(RecordId, primary_key=True, autoincrement=True)
+    uid: Mapped[int] = mapped_column(RecordId)
     person_id: Mapped[str] = mapped_column(String(32), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     collection_point: Mapped[str] = mapped_column(String(64))

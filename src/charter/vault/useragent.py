@@ -3,6 +3,7 @@ header itself."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 _BROWSERS = (
@@ -18,6 +19,8 @@ _TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)", re.IGNORECASE)
 _MOBILE = re.compile(r"Mobile|iPhone|Android", re.IGNORECASE)
 
 
+# Services send the same few User-Agent strings over and over: parse each once.
+@functools.lru_cache(maxsize=4096)
 def browser_of(user_agent: str) -> str:
     for name, pattern in _BROWSERS:
         if pattern.search(user_agent):
@@ -25,6 +28,7 @@ def browser_of(user_agent: str) -> str:
     return "other"
 
 
+@functools.lru_cache(maxsize=4096)
 def device_type_of(user_agent: str) -> str:
     if _BOT.search(user_agent):
         return "bot"

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 15:29:33.519317
+Create Date: 2026-11-25 16:06:25.170243
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ def upgrade() -> None:
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=False,
+            autoincrement=True,
             nullable=False,
         ),
+        sa.Column("uid", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("person_id", sa.String(length=32), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("collection_point", sa.String(length=64), nullable=False),

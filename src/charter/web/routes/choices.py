@@ -62,10 +62,11 @@ def put_choices(
         str | None, Header(alias="Sec-GPC", description="1: Global Privacy Control")
     ] = None,
 ) -> dict[str, Any]:
-    """Record choices; they govern the very next decision."""
+    """Record choices; they govern the very next decision. The answer holds the choices now
+    in force; `GET` adds the full history."""
     owner = owner_of(session, person_id)
     ensure_active(owner)
-    set_choices(
+    now_in_force = set_choices(
         session,
         runtime.clock,
         policy,
@@ -75,4 +76,4 @@ def put_choices(
         method=body.method,
         gpc=(sec_gpc or "").strip() == "1",
     )
-    return _view(session, owner.id, policy)
+    return {"person_id": owner.id, "current": dict(now_in_force.current)}
