@@ -12,14 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy import insert as insert_statement
 from sqlalchemy.orm import Session
 
 from charter.audit.models import AuditEntry, AuditHead
 from charter.clock import Clock
-from charter.db import utc_text
+from charter.db import conflict_insert, utc_text
 
 GENESIS = "0" * 64
 _SEP = "\x1f"
@@ -59,30 +58,40 @@ def _digest(fields: Iterable[str]) -> str:
     return hashlib.sha256(_SEP.join(fields).encode()).hexdigest()
 
 
-def _lock_head(session: Session) -> AuditHead:
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).execution_options(synchronize_session=False)
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where an appended entry landed in the chain."""
+
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
     # The head row is created by the first append. Two first appends at once must not both
     # create it: the insert that loses the race does nothing and then waits for the row lock.
-    # `populate_existing` because the locked row may be newer than a copy already loaded.
-    locked = select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    locked = locked.execution_options(populate_existing=True)
-    head = session.scalars(locked).one_or_none()
+    # Core statements, not ORM objects: appends sit in the path of every request.
+    head = session.execute(_LOCK_HEAD).first()
     if head is None:
-        insert = (
-            postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        )
         session.execute(
-            insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing()
+            conflict_insert(session)(AuditHead)
+            .values(id=1, seq=0, hash=GENESIS)
+            .on_conflict_do_nothing()
         )
-        head = session.scalars(locked).one()
-    return head
+        head = session.execute(_LOCK_HEAD).one()
+    return int(head[0]), str(head[1])
 
 
-def record(session: Session, clock: Clock, event: Event) -> AuditEntry:
+def record(session: Session, clock: Clock, event: Event) -> Appended:
     """Append one entry in the session's transaction; it commits with the change it records."""
     return record_many(session, clock, [event])[-1]
 
 
-def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list[AuditEntry]:
+def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list[Appended]:
     """Append several entries in one transaction, in order."""
     events = list(events)
     for event in events:
@@ -92,10 +101,10 @@ def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list
             raise ValueError(
                 "an audit entry's actor, action, target and outcome may not contain U+001F"
             )
-    head = _lock_head(session)
+    seq, prev = _lock_head(session)
     at = utc_text(clock.now())
-    seq, prev = head.seq, head.hash
-    entries = []
+    rows: list[dict[str, Any]] = []
+    appended = []
     for event in events:
         seq += 1
         details = canonical_details(event.details)
@@ -109,23 +118,24 @@ def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list
             details=details,
             prev_hash=prev,
         )
-        entries.append(
-            AuditEntry(
-                seq=seq,
-                at=at,
-                actor=event.actor,
-                action=event.action,
-                target=event.target,
-                outcome=event.outcome,
-                details=details,
-                prev_hash=prev,
-                hash=digest,
-            )
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": event.actor,
+                "action": event.action,
+                "target": event.target,
+                "outcome": event.outcome,
+                "details": details,
+                "prev_hash": prev,
+                "hash": digest,
+            }
         )
+        appended.append(Appended(seq, prev, digest))
         prev = digest
-    session.add_all(entries)
-    head.seq, head.hash = seq, prev
-    return entries
+    session.execute(insert_statement(AuditEntry), rows)
+    session.execute(_MOVE_HEAD.values(seq=seq, hash=prev))
+    return appended
 
 
 @dataclass(frozen=True)
@@ -260,5 +270,5 @@ def _check_ending(
 
 def head(session: Session) -> tuple[int, str]:
     """The current (sequence, hash) of the chain's last entry: a checkpoint to keep elsewhere."""
-    row = session.get(AuditHead, 1)
-    return (row.seq, row.hash) if row else (0, GENESIS)
+    row = session.execute(select(AuditHead.seq, AuditHead.hash)).first()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.consent.models import ChoiceChange, CurrentChoice
+from charter.db import conflict_insert
 from charter.errors import Unprocessable
 from charter.policy.compiled import CompiledPolicy
 
@@ -109,40 +110,29 @@ def set_choices(
     if not wanted:
         raise Unprocessable("no choices given", code="no_choices")
     now = clock.now()
-    existing = {
-        row.topic: row
-        for row in session.scalars(
-            select(CurrentChoice).where(
-                CurrentChoice.person_id == person_id, CurrentChoice.topic.in_(list(wanted))
-            )
-        )
-    }
-    for topic, granted in wanted.items():
-        how = "gpc" if topic == GPC_TOPIC and gpc else method
-        session.add(
-            ChoiceChange(
-                person_id=person_id,
-                topic=topic,
-                granted=granted,
-                method=how,
-                policy_version=policy.version,
-                at=now,
-            )
-        )
-        row = existing.get(topic)
-        if row is None:
-            session.add(
-                CurrentChoice(
-                    person_id=person_id,
-                    topic=topic,
-                    granted=granted,
-                    method=how,
-                    policy_version=policy.version,
-                    at=now,
-                )
-            )
-        else:
-            row.granted, row.method, row.policy_version, row.at = granted, how, policy.version, now
+    changes = [
+        {
+            "person_id": person_id,
+            "topic": topic,
+            "granted": granted,
+            "method": "gpc" if topic == GPC_TOPIC and gpc else method,
+            "policy_version": policy.version,
+            "at": now,
+        }
+        for topic, granted in wanted.items()
+    ]
+    session.execute(insert(ChoiceChange), changes)
+    upsert = conflict_insert(session)(CurrentChoice)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[CurrentChoice.person_id, CurrentChoice.topic],
+        set_={
+            "granted": upsert.excluded.granted,
+            "method": upsert.excluded.method,
+            "policy_version": upsert.excluded.policy_version,
+            "at": upsert.excluded.at,
+        },
+    )
+    session.execute(upsert, changes)
     record(
         session,
         clock,
@@ -153,7 +143,6 @@ def set_choices(
             details={"method": method, "choices": {t: wanted[t] for t in sorted(wanted)}},
         ),
     )
-    session.flush()
     return current_choices(session, person_id)
 
 

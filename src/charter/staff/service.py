@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -173,33 +173,45 @@ class AuthenticationFailed(Unauthenticated):
     """The key was refused; `reason` is short and safe to show and to audit."""
 
 
+_KEY_LOOKUP = (
+    select(
+        ApiKey.secret_hash,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.staff_id,
+        StaffMember.active,
+        StaffMember.role,
+    )
+    .join(StaffMember)
+    .where(ApiKey.key_id == bindparam("key_id"))
+)
+
+
 def authenticate(session: Session, clock: Clock, policy: CompiledPolicy, presented: str) -> Actor:
     """Check a presented key; return the actor or raise `AuthenticationFailed`."""
     match = _KEY_SHAPE.match(presented)
     if match is None:
         raise AuthenticationFailed("the API key is malformed", code="malformed_key")
     key_id, secret = match.groups()
-    row = session.execute(
-        select(ApiKey, StaffMember).join(StaffMember).where(ApiKey.key_id == key_id)
-    ).one_or_none()
-    stored = row[0].secret_hash if row is not None else _DUMMY_HASH
+    # Plain columns, not ORM objects: this runs on every request.
+    row = session.execute(_KEY_LOOKUP, {"key_id": key_id}).one_or_none()
+    stored = row.secret_hash if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(stored, _hash_secret(secret))
     if row is None or not matches:
         raise AuthenticationFailed("the API key is not valid", code="invalid_key")
-    key, member = row
     now = clock.now()
-    if key.revoked_at is not None:
+    if row.revoked_at is not None:
         raise AuthenticationFailed("the API key was revoked", code="revoked_key")
-    if key.expires_at is not None and key.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         raise AuthenticationFailed("the API key has expired", code="expired_key")
-    if not member.active:
+    if not row.active:
         raise AuthenticationFailed("the staff member is disabled", code="staff_disabled")
-    permissions = policy.role_permissions.get(member.role)
+    permissions = policy.role_permissions.get(row.role)
     if permissions is None:
         raise AuthenticationFailed(
             "the staff member's role is not in the policy", code="unknown_role"
         )
-    return Actor(member.id, key.key_id, member.role, permissions)
+    return Actor(row.staff_id, key_id, row.role, permissions)
 
 
 def record_failed_authentication(
