@@ -49,6 +49,8 @@ EVENT_COLUMNS = (
     "sealed",
 )
 VISITORS = 1_000
+# `charter serve` as a busy deployment runs it: one worker process per core (CHARTER_WORKERS).
+SERVER_WORKERS = os.cpu_count() or 2
 Row = tuple[object, ...]
 
 LIBRARY_BATCH = 10_000
@@ -317,7 +319,7 @@ def ingest_http(run: Run) -> Iterator[Result]:
         run.step("adding a service_client and its key")
         key = instance.staff_key("bench-service", role="service_client")
         run.step("starting the server")
-        with instance.serve() as served:
+        with instance.serve(workers=SERVER_WORKERS) as served:
             api = _Api(served.port, key)
             events = _http_events()
             run.step(f"warm-up batch creating {VISITORS:,} visitors (not timed)")
@@ -564,7 +566,7 @@ def choices_put(run: Run) -> Iterator[Result]:
         run.step("adding a service_client and its key")
         key = instance.staff_key("bench-service", role="service_client")
         run.step("starting the server")
-        with instance.serve() as served:
+        with instance.serve(workers=SERVER_WORKERS) as served:
             api = _Api(served.port, key)
             run.step(f"signing up {CHOICE_PEOPLE:,} people (not timed)")
             people = asyncio.run(_sign_up(api, CHOICE_PEOPLE))

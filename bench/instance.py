@@ -106,7 +106,7 @@ class Instance:
         return str(json.loads(self.cli("keys", "create", "--staff", name, "--json"))["key"])
 
     @contextlib.contextmanager
-    def serve(self, *, timeout_s: float = 30.0) -> Iterator[Server]:
+    def serve(self, *, timeout_s: float = 30.0, workers: int = 1) -> Iterator[Server]:
         """Start `charter serve`, wait until GET /healthz answers 200, and stop it afterwards.
 
         `start_s` runs from just before the process is launched to the first healthy answer,
@@ -114,7 +114,7 @@ class Instance:
         """
         port = free_port()
         log_path = self.home / f"serve-{port}.log"
-        env = self.env(CHARTER_HOST=HOST, CHARTER_PORT=str(port))
+        env = self.env(CHARTER_HOST=HOST, CHARTER_PORT=str(port), CHARTER_WORKERS=str(workers))
         with log_path.open("wb") as log:
             started = time.perf_counter()
             process = subprocess.Popen(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -148,6 +150,43 @@ def failure_reason(exc: DBAPIError, url: str) -> str:
     return reason.replace(password, "***") if password else reason
 
 
+class _SqliteWriters:
+    """One SQLite writer at a time: a thread lock within the process, and an exclusive `flock`
+    on a file beside the database across processes. SQLite's own busy handler polls with
+    growing sleeps; a process blocked on the flock wakes the moment the writer before it
+    is done, which keeps several `charter serve` workers from idling on each other."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread = threading.Lock()
+        plain_file = database and database != ":memory:" and not database.startswith("file:")
+        self._path = f"{database}-writer.lock" if plain_file else None
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        if self._path is None:
+            return
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError:
+            # A read-only folder: BEGIN IMMEDIATE and the busy timeout still serialise writers.
+            self._path = None
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self._path is not None and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 class Database:
     """Units of work over one engine, or over one connection (tests roll it back)."""
 
@@ -164,7 +203,7 @@ class Database:
             bind if connection is not None else engine.execution_options(charter_write=True)
         )
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False, **options)
-        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        self._writers = _SqliteWriters(engine.url.database) if self.is_sqlite else None
 
     @classmethod
     def connect(cls, url: str, *, pooled: bool = True) -> Database:
@@ -189,7 +228,7 @@ class Database:
     @contextlib.contextmanager
     def writing(self) -> Iterator[Session]:
         """A session whose work commits when the block ends, or rolls back on an error."""
-        with self._write_lock, self._write() as session:
+        with self._writers or contextlib.nullcontext(), self._write() as session:
             try:
                 yield session
                 session.commit()
@@ -199,6 +238,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
 
 
 def conflict_insert(session: Session) -> Any:

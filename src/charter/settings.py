@@ -27,6 +27,7 @@ class Settings:
     policy_file: Path
     master_key: str | None
     max_body_bytes: int
+    workers: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -40,6 +41,7 @@ class Settings:
             keystore_url=env.get("CHARTER_KEYSTORE_URL", f"sqlite:///{home / 'keys.db'}"),
             policy_file=Path(env.get("CHARTER_POLICY", str(home / "policy" / "omni.yaml"))),
             master_key=env.get("CHARTER_MASTER_KEY") or None,
+            workers=_int(env, "CHARTER_WORKERS", 1, low=1, high=64),
             max_body_bytes=_int(
                 env, "CHARTER_MAX_BODY_BYTES", 16 * 1024 * 1024, low=1024, high=2**31
             ),

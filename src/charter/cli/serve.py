@@ -25,15 +25,33 @@ def serve() -> None:
     except StartupError as exc:
         fail(str(exc))
         return
-    app_ = create_app(settings, booted.policy, booted.db, booted.keys, clock=context.clock)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(
-        f"Charter {booted.policy.version} on {base}\n  policy page: {base}/policy\n"
-        f"  API docs:    {base}/docs"
+        f"Charter {booted.policy.version} on {base}"
+        + (f" ({settings.workers} processes)" if settings.workers > 1 else "")
+        + f"\n  policy page: {base}/policy\n  API docs:    {base}/docs"
     )
+    if settings.workers > 1:
+        # Each worker process boots on its own (server.app_from_environment); this one only
+        # checked above that they can.
+        booted.close()
+        uvicorn.run(
+            "charter.web.server:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     try:
         uvicorn.run(
-            app_, host=settings.host, port=settings.port, log_level="warning", access_log=False
+            create_app(settings, booted.policy, booted.db, booted.keys, clock=context.clock),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
         )
     finally:
         booted.close()

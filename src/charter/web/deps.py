@@ -12,7 +12,9 @@ from charter.policy.compiled import CompiledPolicy
 from charter.web.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# `async` where nothing blocks: FastAPI runs a sync dependency in the thread pool, and each
+# hop there costs more than these functions do.
+async def get_runtime(request: Request) -> Runtime:
     runtime = request.app.state.runtime
     if not isinstance(runtime, Runtime):  # pragma: no cover - set by create_app
         raise TypeError("app.state.runtime is not a Runtime")
@@ -22,7 +24,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_policy(runtime: RuntimeDep) -> CompiledPolicy:
+async def get_policy(runtime: RuntimeDep) -> CompiledPolicy:
     return runtime.policy
 
 
