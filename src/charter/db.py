@@ -14,9 +14,9 @@ import fcntl
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, String, TypeDecorator, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -247,6 +248,19 @@ def conflict_insert(session: Session) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql_insert
     return sqlite_insert
+
+
+def in_chunks(values: Iterable[T], size: int = 2000) -> Iterator[list[T]]:
+    """`values` in lists of at most `size`, for `IN (...)` queries under the drivers' limits
+    on parameters (SQLite: 32,766; PostgreSQL: 65,535)."""
+    chunk: list[T] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def bulk_insert(

@@ -10,21 +10,21 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Literal
+from typing import Literal, Protocol
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
-from charter.db import bulk_insert, utc_text
+from charter.db import bulk_insert, in_chunks, utc_text
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.vault.crypto import fresh_nonces
 from charter.vault.identifiers import BlindIndex, new_record_ids
 from charter.vault.keystore import KeyStore
-from charter.vault.models import EventBatch, Person
+from charter.vault.models import EventBatch, Person, VisitorId
 from charter.vault.people import visitors
 from charter.vault.useragent import browser_of, device_type_of
 
@@ -38,6 +38,31 @@ _COLUMNS = (
     "collected_at",
     "sealed",
 )
+
+
+class EventLike(Protocol):
+    """What `record_events` reads of an event: `IncomingEvent`, or a parsed request body."""
+
+    @property
+    def kind(self) -> Literal["page_view", "click"]: ...
+    @property
+    def time(self) -> dt.datetime: ...
+    @property
+    def visitor_id(self) -> str | None: ...
+    @property
+    def person_id(self) -> str | None: ...
+    @property
+    def ip(self) -> str | None: ...
+    @property
+    def user_agent(self) -> str | None: ...
+    @property
+    def path(self) -> str | None: ...
+    @property
+    def item(self) -> str | None: ...
+    @property
+    def location(self) -> str | None: ...
+    @property
+    def connection(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +113,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
 
-def _payload(event: IncomingEvent) -> bytes:
+def _payload(event: EventLike) -> bytes:
     agent = event.user_agent
     return orjson.dumps(
         [
@@ -113,15 +138,18 @@ def decode_payload(opened: bytes) -> dict[str, str]:
 
 
 def _people(
-    session: Session, clock: Clock, index: BlindIndex, events: Sequence[IncomingEvent]
+    session: Session, clock: Clock, index: BlindIndex, events: Sequence[EventLike]
 ) -> tuple[list[str], list[str]]:
     """Each event's person id, and the collection point it belongs to."""
-    visitor_ids = {e.visitor_id for e in events if e.person_id is None and e.visitor_id}
-    by_visitor = visitors(session, clock, index, visitor_ids) if visitor_ids else {}
-    named = {e.person_id for e in events if e.person_id is not None}
     if any(e.person_id is None and not e.visitor_id for e in events):
         raise Unprocessable("every event needs a visitor_id or a person_id", code="person_required")
-    rows = _person_rows(session, named | set(by_visitor.values()))
+    visitor_ids = {e.visitor_id for e in events if e.person_id is None and e.visitor_id}
+    by_visitor, rows = _known_visitors(session, index, visitor_ids)
+    new = visitors(session, clock, index, visitor_ids - set(by_visitor)) if visitor_ids else {}
+    by_visitor.update(new)
+    rows.update({pid: _Who("visitor", False, None) for pid in new.values()})
+    named = {e.person_id for e in events if e.person_id is not None}
+    rows.update(_person_rows(session, named - set(rows)))
     unknown = sorted(named - set(rows))
     if unknown:
         raise NotFound(
@@ -158,21 +186,42 @@ class _Who:
     merged_into: str | None
 
 
+_GONE = or_(Person.erased_at.is_not(None), Person.objected_at.is_not(None))
+
+
+def _known_visitors(
+    session: Session, index: BlindIndex, visitor_ids: set[str]
+) -> tuple[dict[str, str], dict[str, _Who]]:
+    """Visitor id -> person id for the visitors seen before, and those people, in one query."""
+    by_index = {index.visitor(v): v for v in visitor_ids}
+    by_visitor: dict[str, str] = {}
+    rows: dict[str, _Who] = {}
+    connection = session.connection()
+    for chunk in in_chunks(by_index):
+        query = (
+            select(VisitorId.index, Person.id, Person.kind, _GONE, Person.merged_into)
+            .join(Person, Person.id == VisitorId.person_id)
+            .where(VisitorId.index.in_(chunk))
+        )
+        for digest, person_id, kind, is_gone, merged_into in connection.execute(query):
+            by_visitor[by_index[digest]] = person_id
+            rows[person_id] = _Who(kind, bool(is_gone), merged_into)
+    return by_visitor, rows
+
+
 def _person_rows(session: Session, person_ids: set[str]) -> dict[str, _Who]:
     rows: dict[str, _Who] = {}
-    listed = list(person_ids)
-    for start in range(0, len(listed), 500):
-        chunk = listed[start : start + 500]
-        query = select(
-            Person.id, Person.kind, Person.erased_at, Person.objected_at, Person.merged_into
-        ).where(Person.id.in_(chunk))
-        for row in session.execute(query):
-            gone = row.erased_at is not None or row.objected_at is not None
-            rows[row.id] = _Who(row.kind, gone, row.merged_into)
+    connection = session.connection()
+    for chunk in in_chunks(person_ids):
+        query = select(Person.id, Person.kind, _GONE, Person.merged_into).where(
+            Person.id.in_(chunk)
+        )
+        for person_id, kind, is_gone, merged_into in connection.execute(query):
+            rows[person_id] = _Who(kind, bool(is_gone), merged_into)
     return rows
 
 
-def _batch_content(events: Sequence[IncomingEvent], payloads: Sequence[bytes]) -> bytes:
+def _batch_content(events: Sequence[EventLike], payloads: Sequence[bytes]) -> bytes:
     """What makes two batches the same: each event's kind, whose it is, and its stored fields.
 
     Two lists in the same order; payloads are JSON, which never holds a raw \\x1e.
@@ -189,7 +238,7 @@ def record_events(
     *,
     actor: str,
     batch_key: str,
-    events: Sequence[IncomingEvent],
+    events: Sequence[EventLike],
 ) -> BatchReceipt:
     """Store a batch once: a retried batch (same key, same events) is acknowledged, not
     stored again; the same key with other events is refused."""

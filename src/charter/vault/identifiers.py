@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import unicodedata
@@ -17,7 +16,8 @@ class BlindIndex:
         self._key = key
 
     def _digest(self, domain: str, value: str) -> str:
-        return hmac.new(self._key, f"{domain}\x00{value}".encode(), hashlib.sha256).hexdigest()
+        # hmac.digest is the one-shot C path: several times faster than hmac.new per call.
+        return hmac.digest(self._key, f"{domain}\x00{value}".encode(), "sha256").hex()
 
     def email(self, address: str) -> str:
         normalised = unicodedata.normalize("NFKC", address).strip().lower()
@@ -29,7 +29,7 @@ class BlindIndex:
     def batch(self, content: bytes) -> str:
         """A keyed digest of an event batch: it tells a retry from a different batch without
         keeping an unkeyed hash of the personal data in it."""
-        return hmac.new(self._key, b"batch\x00" + content, hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, b"batch\x00" + content, "sha256").hex()
 
 
 def new_person_id() -> str:

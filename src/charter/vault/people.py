@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from charter.clock import Clock
 from charter.consent.choices import carry_choices
+from charter.db import in_chunks
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.vault.identifiers import BlindIndex, new_person_id
 from charter.vault.models import Person, VisitorId
@@ -49,11 +50,10 @@ def visitors(
     """visitor id -> person id, creating a visitor person for each one never seen before."""
     by_index = {index.visitor(v): v for v in dict.fromkeys(visitor_ids)}
     found: dict[str, str] = {}
-    keys = list(by_index)
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
+    connection = session.connection()
+    for chunk in in_chunks(by_index):
         query = select(VisitorId.index, VisitorId.person_id).where(VisitorId.index.in_(chunk))
-        for digest, person_id in session.execute(query):
+        for digest, person_id in connection.execute(query):
             found[by_index[digest]] = person_id
     for digest, visitor_id in by_index.items():
         if visitor_id not in found:
