@@ -237,7 +237,8 @@ class _ExecutemanyAnchor:
         try:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA cache_size=-32768")  # as charter.db sets it
+            connection.execute("PRAGMA cache_size=-32768")  # as charter.db sets them
+            connection.execute("PRAGMA wal_autocheckpoint=10000")
             for statement in schema:
                 connection.execute(statement)
             anchor = cls(connection, [rows() for _ in range(LIBRARY_BATCHES)])
