@@ -30,7 +30,7 @@ from charter.settings import BUNDLED_POLICY
 from charter.vault.collection import record_ad
 from charter.vault.crypto import Sealer, new_key
 from charter.vault.erasure import erase_person
-from charter.vault.events import IncomingEvent, record_events
+from charter.vault.events import EVENT_COLUMNS, IncomingEvent, record_events
 from charter.vault.identifiers import new_person_id, new_record_ids
 from charter.vault.keystore import KeyStore, SqlKeyStore
 from charter.vault.people import new_person
@@ -38,15 +38,6 @@ from charter.vault.people import new_person
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Safari/537.36"
-)
-EVENT_COLUMNS = (
-    "uid",
-    "person_id",
-    "kind",
-    "collection_point",
-    "policy_version",
-    "collected_at",
-    "sealed",
 )
 VISITORS = 1_000
 # `charter serve` as a busy deployment runs it: one worker process per core (CHARTER_WORKERS).

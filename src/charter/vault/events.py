@@ -29,7 +29,7 @@ from charter.vault.people import visitors
 from charter.vault.useragent import browser_of, device_type_of
 
 MAX_BATCH = 10_000
-_COLUMNS = (
+EVENT_COLUMNS = (
     "uid",
     "person_id",
     "kind",
@@ -279,7 +279,7 @@ def record_events(
     # Grouped by person, each person's index entries go in together instead of all over the
     # index; the table itself is appended to in id order either way.
     rows.sort(key=itemgetter(1))
-    bulk_insert(session.connection(), "events", _COLUMNS, rows)
+    bulk_insert(session.connection(), "events", EVENT_COLUMNS, rows)
     session.add(EventBatch(key=batch_key, digest=digest, count=len(rows), received_at=now))
     record(
         session,
