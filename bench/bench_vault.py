@@ -333,8 +333,8 @@ def ingest_http(run: Run) -> Iterator[Result]:
         target=30_000,
         note=f"{stored:,} events acknowledged as stored in {batches} batches of "
         f"{HTTP_BATCH:,} in {seconds:.1f} s, {HTTP_CONNECTIONS} keep-alive connections "
-        "from the benchmark process to a `charter serve` subprocess (SQLite, one worker); "
-        "client and server share the machine's cores",
+        f"from the benchmark process to a `charter serve` subprocess (SQLite, "
+        f"CHARTER_WORKERS={SERVER_WORKERS}); client and server share the machine's cores",
     )
 
 
@@ -598,7 +598,8 @@ def choices_put(run: Run) -> Iterator[Result]:
                     higher_is_better=True,
                     target=600,
                     note=f"{CHOICE_CONNECTIONS} clients (keep-alive connections) for "
-                    f"{seconds:.1f} s, {done:,} PUTs answered 200; {FIDES}",
+                    f"{seconds:.1f} s, {done:,} PUTs answered 200, `charter serve` with "
+                    f"CHARTER_WORKERS={SERVER_WORKERS} on SQLite; {FIDES}",
                 )
 
 
