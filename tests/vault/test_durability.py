@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,40 @@ def test_sigkill_during_a_stream_of_batches_loses_no_acknowledged_batch(
     assert len(batches) == len(stream.sent)
     assert events == BATCH * len(stream.sent)
     assert [v["value"] for v in used.json()["values"]] == [IP.format(1)] * len(stream.sent)
+
+
+@pytest.mark.slow
+def test_more_concurrent_writers_than_worker_threads_all_get_their_answer(
+    environment: dict[str, str], server: Callable[[], Server]
+) -> None:
+    """Writers wait for the database's write lock inside the thread that runs them; if the
+    lock were held across the thread pool's hand-offs, more waiting writers than pool
+    threads (40) would leave the lock holder no thread to finish on, and all would hang."""
+    charter(environment, "init")
+    charter(environment, "staff", "add", "web-backend", "--role", "service_client")
+    key = json.loads(charter(environment, "keys", "create", "--staff", "web-backend", "--json"))
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    running = server()
+    with httpx.Client(base_url=running.base, headers=headers, timeout=30) as client:
+        signed = client.post(
+            "/v1/collect",
+            json={
+                "collection_point": "sign_up",
+                "person": {"visitor_id": "visitor-many-writers"},
+                "fields": {"name": "Quentin Example", "email": "quentin@example.com"},
+            },
+        )
+        assert signed.status_code == 201, signed.text
+        person = signed.json()["person_id"]
+
+    def write(number: int) -> int:
+        with httpx.Client(base_url=running.base, headers=headers, timeout=60) as client:
+            response = client.put(
+                f"/v1/people/{person}/choices",
+                json={"choices": {"purpose:promotional": number % 2 == 0}},
+            )
+            return response.status_code
+
+    with ThreadPoolExecutor(max_workers=80) as pool:
+        statuses = list(pool.map(write, range(240)))
+    assert statuses == [200] * 240

@@ -33,13 +33,11 @@ def read_session(runtime: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
-def write_session(runtime: RuntimeDep) -> Iterator[Session]:
-    # scope="function" below: the unit of work commits before the response is sent, so an
-    # acknowledged write is a committed one.
-    with runtime.db.writing() as session:
-        yield session
-
-
 PolicyDep = Annotated[CompiledPolicy, Depends(get_policy)]
 ReadSession = Annotated[Session, Depends(read_session, scope="function")]
-WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+# There is no write-session dependency on purpose. A route opens its unit of work itself,
+# `with runtime.db.writing() as session:`, so that the write lock is taken and released
+# within the one worker thread that runs the route. A dependency would hold it across the
+# thread pool's hand-offs, and enough waiting writers would take every thread the lock
+# holder needs to finish (a deadlock). The unit commits before the route returns, so an
+# acknowledged write is a committed one.

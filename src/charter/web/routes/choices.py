@@ -6,12 +6,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from charter.consent.choices import choice_history, current_choices, set_choices, topics
 from charter.staff.service import Actor
 from charter.vault.people import ensure_active, owner_of
 from charter.web.auth import Permit
-from charter.web.deps import PolicyDep, ReadSession, RuntimeDep, WriteSession
+from charter.web.deps import PolicyDep, ReadSession, RuntimeDep
 
 router = APIRouter(prefix="/v1/people/{person_id}/choices", tags=["choices"])
 Reader = Annotated[Actor, Depends(Permit("choices:read"))]
@@ -31,7 +32,7 @@ class ChoicesBody(BaseModel):
     method: Literal["banner", "preference_page", "api"] = "api"
 
 
-def _view(session: ReadSession | WriteSession, person_id: str, policy: PolicyDep) -> dict[str, Any]:
+def _view(session: Session, person_id: str, policy: PolicyDep) -> dict[str, Any]:
     return {
         "person_id": person_id,
         "current": dict(current_choices(session, person_id).current),
@@ -57,23 +58,23 @@ def put_choices(
     *,
     runtime: RuntimeDep,
     policy: PolicyDep,
-    session: WriteSession,
     sec_gpc: Annotated[
         str | None, Header(alias="Sec-GPC", description="1: Global Privacy Control")
     ] = None,
 ) -> dict[str, Any]:
     """Record choices; they govern the very next decision. The answer holds the choices now
     in force; `GET` adds the full history."""
-    owner = owner_of(session, person_id)
-    ensure_active(owner)
-    now_in_force = set_choices(
-        session,
-        runtime.clock,
-        policy,
-        actor=actor.ref,
-        person_id=owner.id,
-        choices=body.choices,
-        method=body.method,
-        gpc=(sec_gpc or "").strip() == "1",
-    )
-    return {"person_id": owner.id, "current": dict(now_in_force.current)}
+    with runtime.db.writing() as session:
+        owner = owner_of(session, person_id)
+        ensure_active(owner)
+        now_in_force = set_choices(
+            session,
+            runtime.clock,
+            policy,
+            actor=actor.ref,
+            person_id=owner.id,
+            choices=body.choices,
+            method=body.method,
+            gpc=(sec_gpc or "").strip() == "1",
+        )
+        return {"person_id": owner.id, "current": dict(now_in_force.current)}

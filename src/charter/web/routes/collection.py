@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from charter.staff.service import Actor
 from charter.vault.collection import Submission, collect
 from charter.web.auth import Permit
-from charter.web.deps import PolicyDep, RuntimeDep, WriteSession
+from charter.web.deps import PolicyDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["collection"])
 Collector = Annotated[Actor, Depends(Permit("people:collect"))]
@@ -44,31 +44,31 @@ def collect_submission(
     body: CollectBody,
     runtime: RuntimeDep,
     policy: PolicyDep,
-    session: WriteSession,
 ) -> dict[str, Any]:
     """Store a submission as the policy declares it: refused if a mandatory field is missing or
     a field is not declared."""
-    receipt = collect(
-        session,
-        runtime.keys,
-        runtime.clock,
-        policy,
-        actor=actor.ref,
-        submission=Submission(
-            collection_point=body.collection_point,
-            fields=body.fields,
-            person_id=body.person.person_id,
-            visitor_id=body.person.visitor_id,
-            extra_visitor_ids=tuple(body.person.other_visitor_ids),
-            customer_id=body.person.customer_id,
-            source=body.source,
-            source_name=body.source_name,
-            publish=body.publish,
-        ),
-    )
-    return {
-        "person_id": receipt.person_id,
-        "submission_id": receipt.submission_id,
-        "stored_fields": list(receipt.stored_fields),
-        "published": receipt.published,
-    }
+    with runtime.db.writing() as session:
+        receipt = collect(
+            session,
+            runtime.keys,
+            runtime.clock,
+            policy,
+            actor=actor.ref,
+            submission=Submission(
+                collection_point=body.collection_point,
+                fields=body.fields,
+                person_id=body.person.person_id,
+                visitor_id=body.person.visitor_id,
+                extra_visitor_ids=tuple(body.person.other_visitor_ids),
+                customer_id=body.person.customer_id,
+                source=body.source,
+                source_name=body.source_name,
+                publish=body.publish,
+            ),
+        )
+        return {
+            "person_id": receipt.person_id,
+            "submission_id": receipt.submission_id,
+            "stored_fields": list(receipt.stored_fields),
+            "published": receipt.published,
+        }

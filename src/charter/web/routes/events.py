@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from charter.staff.service import Actor
 from charter.vault.events import MAX_BATCH, record_events
 from charter.web.auth import Permit
-from charter.web.deps import PolicyDep, RuntimeDep, WriteSession
+from charter.web.deps import PolicyDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["events"])
 Writer = Annotated[Actor, Depends(Permit("events:write"))]
@@ -44,20 +44,21 @@ class EventBatchIn(BaseModel):
 
 @router.post("/events")
 def post_events(
-    actor: Writer, body: EventBatchIn, runtime: RuntimeDep, policy: PolicyDep, session: WriteSession
+    actor: Writer, body: EventBatchIn, runtime: RuntimeDep, policy: PolicyDep
 ) -> dict[str, Any]:
     """Store a batch of automatic events; the answer comes after the batch is committed."""
-    receipt = record_events(
-        session,
-        runtime.keys,
-        runtime.clock,
-        policy,
-        actor=actor.ref,
-        batch_key=body.idempotency_key,
-        events=body.events,
-    )
-    return {
-        "idempotency_key": receipt.key,
-        "stored": receipt.stored,
-        "duplicate": receipt.duplicate,
-    }
+    with runtime.db.writing() as session:
+        receipt = record_events(
+            session,
+            runtime.keys,
+            runtime.clock,
+            policy,
+            actor=actor.ref,
+            batch_key=body.idempotency_key,
+            events=body.events,
+        )
+        return {
+            "idempotency_key": receipt.key,
+            "stored": receipt.stored,
+            "duplicate": receipt.duplicate,
+        }

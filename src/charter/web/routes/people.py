@@ -13,7 +13,7 @@ from charter.access.use import ask, use_personal_data
 from charter.staff.service import Actor
 from charter.vault.erasure import erase_person
 from charter.web.auth import Permit
-from charter.web.deps import PolicyDep, RuntimeDep, WriteSession
+from charter.web.deps import PolicyDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["people"])
 User = Annotated[Actor, Depends(Permit("people:use"))]
@@ -51,57 +51,57 @@ def use(
     *,
     runtime: RuntimeDep,
     policy: PolicyDep,
-    session: WriteSession,
 ) -> Any:
     """Decide a use and, if allowed, return the values decrypted; 403 with the reason if not."""
-    result = use_personal_data(
-        session,
-        runtime.keys,
-        runtime.clock,
-        policy,
-        actor=actor,
-        person_id=person_id,
-        purpose=body.purpose,
-        categories=body.categories,
-    )
-    if not result.decision.allowed:
-        return _refusal(result.decision)
-    return {
-        "decision": result.decision.as_json(),
-        "values": [v.as_json() for v in result.values],
-        "withheld": result.withheld,
-        "unreadable": result.unreadable,
-    }
+    with runtime.db.writing() as session:
+        result = use_personal_data(
+            session,
+            runtime.keys,
+            runtime.clock,
+            policy,
+            actor=actor,
+            person_id=person_id,
+            purpose=body.purpose,
+            categories=body.categories,
+        )
+        if not result.decision.allowed:
+            return _refusal(result.decision)
+        return {
+            "decision": result.decision.as_json(),
+            "values": [v.as_json() for v in result.values],
+            "withheld": result.withheld,
+            "unreadable": result.unreadable,
+        }
 
 
 @router.post("/decisions")
 def decisions(
-    actor: Asker, body: DecisionBody, runtime: RuntimeDep, policy: PolicyDep, session: WriteSession
+    actor: Asker, body: DecisionBody, runtime: RuntimeDep, policy: PolicyDep
 ) -> dict[str, Any]:
     """Answer whether a use would be allowed, without returning any data."""
-    decision = ask(
-        session,
-        runtime.clock,
-        policy,
-        actor=actor,
-        person_id=body.person_id,
-        purpose=body.purpose,
-        categories=body.categories,
-    )
-    return decision.as_json()
+    with runtime.db.writing() as session:
+        decision = ask(
+            session,
+            runtime.clock,
+            policy,
+            actor=actor,
+            person_id=body.person_id,
+            purpose=body.purpose,
+            categories=body.categories,
+        )
+        return decision.as_json()
 
 
 @router.delete("/people/{person_id}")
-def erase(
-    actor: Eraser, person_id: str, runtime: RuntimeDep, session: WriteSession
-) -> dict[str, Any]:
+def erase(actor: Eraser, person_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     """Destroy the person's keys and delete their records; nothing of theirs decrypts again."""
-    receipt = erase_person(
-        session, runtime.keys, runtime.clock, actor=actor.ref, person_id=person_id
-    )
-    return {
-        "person_id": receipt.person_id,
-        "keys_destroyed": receipt.keys_destroyed,
-        "records_deleted": receipt.records_deleted,
-        "events_deleted": receipt.events_deleted,
-    }
+    with runtime.db.writing() as session:
+        receipt = erase_person(
+            session, runtime.keys, runtime.clock, actor=actor.ref, person_id=person_id
+        )
+        return {
+            "person_id": receipt.person_id,
+            "keys_destroyed": receipt.keys_destroyed,
+            "records_deleted": receipt.records_deleted,
+            "events_deleted": receipt.events_deleted,
+        }

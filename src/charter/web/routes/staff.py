@@ -12,7 +12,7 @@ from charter.staff import service
 from charter.staff.models import ApiKey, StaffMember
 from charter.staff.service import Actor
 from charter.web.auth import Permit
-from charter.web.deps import PolicyDep, ReadSession, RuntimeDep, WriteSession
+from charter.web.deps import PolicyDep, ReadSession, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["staff"])
 Manager = Annotated[Actor, Depends(Permit("staff:manage"))]
@@ -53,30 +53,31 @@ def list_staff(_: Manager, session: ReadSession) -> dict[str, Any]:
 
 @router.post("/staff", status_code=201)
 def add_staff(
-    actor: Manager, body: NewStaff, runtime: RuntimeDep, policy: PolicyDep, session: WriteSession
+    actor: Manager, body: NewStaff, runtime: RuntimeDep, policy: PolicyDep
 ) -> dict[str, Any]:
-    member = service.add_staff(
-        session, runtime.clock, policy, actor=actor.ref, name=body.name, role=body.role
-    )
-    return _staff_json(member)
+    with runtime.db.writing() as session:
+        member = service.add_staff(
+            session, runtime.clock, policy, actor=actor.ref, name=body.name, role=body.role
+        )
+        return _staff_json(member)
 
 
 @router.post("/staff/{name}/disable")
-def disable_staff(
-    actor: Manager, name: str, runtime: RuntimeDep, session: WriteSession
-) -> dict[str, Any]:
-    return _staff_json(service.disable_staff(session, runtime.clock, actor=actor.ref, name=name))
+def disable_staff(actor: Manager, name: str, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.writing() as session:
+        return _staff_json(
+            service.disable_staff(session, runtime.clock, actor=actor.ref, name=name)
+        )
 
 
 @router.post("/staff/{name}/keys", status_code=201)
-def create_key(
-    actor: Manager, name: str, body: NewKey, runtime: RuntimeDep, session: WriteSession
-) -> dict[str, Any]:
-    expires = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    issued = service.create_key(
-        session, runtime.clock, actor=actor.ref, staff_name=name, expires_in=expires
-    )
-    return {"key": issued.key, "key_id": issued.key_id, "expires_at": issued.expires_at}
+def create_key(actor: Manager, name: str, body: NewKey, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.writing() as session:
+        expires = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
+        issued = service.create_key(
+            session, runtime.clock, actor=actor.ref, staff_name=name, expires_in=expires
+        )
+        return {"key": issued.key, "key_id": issued.key_id, "expires_at": issued.expires_at}
 
 
 @router.get("/staff/{name}/keys")
@@ -85,7 +86,6 @@ def list_keys(_: Manager, name: str, session: ReadSession) -> dict[str, Any]:
 
 
 @router.delete("/keys/{key_id}")
-def revoke_key(
-    actor: Manager, key_id: str, runtime: RuntimeDep, session: WriteSession
-) -> dict[str, Any]:
-    return _key_json(service.revoke_key(session, runtime.clock, actor=actor.ref, key_id=key_id))
+def revoke_key(actor: Manager, key_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.writing() as session:
+        return _key_json(service.revoke_key(session, runtime.clock, actor=actor.ref, key_id=key_id))
