@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -377,3 +378,79 @@ def test_library_record_events_matches_the_api(
         )
     assert reused.value.code == "idempotency_key_reused"
     assert stored_events(db) == 1
+
+
+@pytest.mark.slow
+def test_the_same_batch_sent_twice_at_once_is_stored_once_and_never_fails_badly(
+    committed_db: Database, keys: SqlKeyStore, clock: FixedClock, omni_compiled: CompiledPolicy
+) -> None:
+    """A client that retries before its first attempt has committed: the second attempt
+    waits, then is either acknowledged as a duplicate or told to retry (409), and a retry
+    is acknowledged. The batch is stored once."""
+    events = [
+        IncomingEvent(kind="page_view", time=clock.now(), visitor_id="visitor-twice", path="/a")
+        for _ in range(5)
+    ]
+    recorded, release = threading.Event(), threading.Event()
+    outcomes: list[object] = []
+
+    def first() -> None:
+        with committed_db.writing() as session:
+            record_events(
+                session,
+                keys,
+                clock,
+                omni_compiled,
+                actor="test",
+                batch_key="batch-twice-0001",
+                events=events,
+            )
+            recorded.set()
+            release.wait(timeout=30)
+
+    def second() -> None:
+        try:
+            with committed_db.writing() as session:
+                outcomes.append(
+                    record_events(
+                        session,
+                        keys,
+                        clock,
+                        omni_compiled,
+                        actor="test",
+                        batch_key="batch-twice-0001",
+                        events=events,
+                    )
+                )
+        except Conflict as refusal:
+            outcomes.append(refusal.code)
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert recorded.wait(timeout=30)
+    two = threading.Thread(target=second)
+    two.start()
+    # Give the second attempt time to reach the first one's uncommitted claim; the outcome
+    # asserted below does not depend on whether it did.
+    two.join(timeout=0.5)
+    release.set()
+    one.join()
+    two.join()
+
+    assert len(outcomes) == 1
+    outcome = outcomes[0]
+    if outcome == "idempotency_key_in_flight":
+        with committed_db.writing() as session:
+            outcome = record_events(
+                session,
+                keys,
+                clock,
+                omni_compiled,
+                actor="test",
+                batch_key="batch-twice-0001",
+                events=events,
+            )
+    assert getattr(outcome, "duplicate", None) is True
+    with committed_db.reading() as session:
+        stored = session.scalar(select(func.count()).select_from(LogEvent))
+    assert stored == len(events)

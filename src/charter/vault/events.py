@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 import orjson
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
@@ -254,9 +255,22 @@ def record_events(
                 "this idempotency key was used for a different batch", code="idempotency_key_reused"
             )
         return BatchReceipt(batch_key, earlier.count, duplicate=True)
+    now = clock.now()
+    try:
+        # Claim the key first, in a savepoint: a second request storing the same batch at
+        # the same moment (PostgreSQL runs them side by side) gets a clear 409 to retry,
+        # and its retry is then acknowledged as the duplicate it is.
+        with session.begin_nested():
+            session.add(
+                EventBatch(key=batch_key, digest=digest, count=len(events), received_at=now)
+            )
+    except IntegrityError:
+        raise Conflict(
+            "another request is storing a batch under this idempotency key; retry it",
+            code="idempotency_key_in_flight",
+        ) from None
     person_ids, points = _people(session, clock, index, events)
     sealers = keys.sealers(person_ids, create=True)
-    now = clock.now()
     at = utc_text(now)
     version = policy.version
     uids = new_record_ids(len(events))
@@ -280,7 +294,6 @@ def record_events(
     # index; the table itself is appended to in id order either way.
     rows.sort(key=itemgetter(1))
     bulk_insert(session.connection(), "events", EVENT_COLUMNS, rows)
-    session.add(EventBatch(key=batch_key, digest=digest, count=len(rows), received_at=now))
     record(
         session,
         clock,
