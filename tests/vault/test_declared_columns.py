@@ -73,6 +73,9 @@ def _ingest(client: TestClient, make_key: Callable[[str], str]) -> None:
         body: dict[str, Any] = response.json()
         return body
 
+    def collect(submission: dict[str, Any]) -> dict[str, Any]:
+        return ok(client.post("/v1/collect", headers=service, json=submission), 201)
+
     ok(
         client.post(
             "/v1/events",
@@ -99,25 +102,20 @@ def _ingest(client: TestClient, make_key: Callable[[str], str]) -> None:
     for number, person in enumerate(PEOPLE):
         extra = [OTHER_SEEDS["other_visitor"]] if number == 0 else []
         users.append(
-            ok(
-                client.post(
-                    "/v1/collect",
-                    headers=service,
-                    json={
-                        "collection_point": "sign_up",
-                        "person": {
-                            "visitor_id": person["visitor"],
-                            "other_visitor_ids": extra,
-                            "customer_id": "cust-0001",
-                        },
-                        "fields": {
-                            "name": person["name"],
-                            "email": person["email"],
-                            "phone": person["phone"],
-                        },
+            collect(
+                {
+                    "collection_point": "sign_up",
+                    "person": {
+                        "visitor_id": person["visitor"],
+                        "other_visitor_ids": extra,
+                        "customer_id": "cust-0001",
                     },
-                ),
-                201,
+                    "fields": {
+                        "name": person["name"],
+                        "email": person["email"],
+                        "phone": person["phone"],
+                    },
+                }
             )["person_id"]
         )
     ok(
@@ -139,98 +137,63 @@ def _ingest(client: TestClient, make_key: Callable[[str], str]) -> None:
             },
         )
     )
-    ok(
-        client.post(
-            "/v1/collect",
-            headers=service,
-            json={
-                "collection_point": "sign_up",
-                "person": {"person_id": users[0]},
-                "source": "other_source",
-                "source_name": "service_providers",
-                "fields": {"company": OTHER_SEEDS["company"]},
-            },
-        ),
-        201,
+    collect(
+        {
+            "collection_point": "sign_up",
+            "person": {"person_id": users[0]},
+            "source": "other_source",
+            "source_name": "service_providers",
+            "fields": {"company": OTHER_SEEDS["company"]},
+        }
     )
-    ok(
-        client.post(
-            "/v1/collect",
-            headers=service,
-            json={
-                "collection_point": "correspondence",
-                "fields": {"email": PEOPLE[1]["email"].upper(), "message": OTHER_SEEDS["message"]},
-            },
-        ),
-        201,
+    collect(
+        {
+            "collection_point": "correspondence",
+            "fields": {"email": PEOPLE[1]["email"].upper(), "message": OTHER_SEEDS["message"]},
+        }
     )
-    ok(
-        client.post(
-            "/v1/collect",
-            headers=service,
-            json={
-                "collection_point": "correspondence",
-                "fields": {
-                    "email": OTHER_SEEDS["correspondent"],
-                    "message": OTHER_SEEDS["message"],
-                },
+    collect(
+        {
+            "collection_point": "correspondence",
+            "fields": {
+                "email": OTHER_SEEDS["correspondent"],
+                "message": OTHER_SEEDS["message"],
             },
-        ),
-        201,
+        }
     )
-    ok(
-        client.post(
-            "/v1/collect",
-            headers=service,
-            json={
-                "collection_point": "survey",
-                "person": {"person_id": users[1]},
-                "fields": {"answers": OTHER_SEEDS["survey"], "email": PEOPLE[1]["email"]},
-            },
-        ),
-        201,
+    collect(
+        {
+            "collection_point": "survey",
+            "person": {"person_id": users[1]},
+            "fields": {"answers": OTHER_SEEDS["survey"], "email": PEOPLE[1]["email"]},
+        }
     )
-    ok(
-        client.post(
-            "/v1/collect",
-            headers=service,
-            json={
-                "collection_point": "review",
-                "person": {"person_id": users[2]},
-                "publish": True,
-                "fields": {"review": OTHER_SEEDS["review"], "display_name": PEOPLE[2]["name"]},
-            },
-        ),
-        201,
+    collect(
+        {
+            "collection_point": "review",
+            "person": {"person_id": users[2]},
+            "publish": True,
+            "fields": {"review": OTHER_SEEDS["review"], "display_name": PEOPLE[2]["name"]},
+        }
     )
-    ok(
-        client.post(
-            "/v1/collect",
-            headers=service,
-            json={
-                "collection_point": "cookie_identifiers",
-                "source": "automatic",
-                "person": {"visitor_id": OTHER_SEEDS["other_visitor"]},
-                "fields": {"cookie_id": OTHER_SEEDS["cookie"]},
-            },
-        ),
-        201,
+    collect(
+        {
+            "collection_point": "cookie_identifiers",
+            "source": "automatic",
+            "person": {"visitor_id": OTHER_SEEDS["other_visitor"]},
+            "fields": {"cookie_id": OTHER_SEEDS["cookie"]},
+        }
     )
-    ok(
-        client.post(
-            "/v1/collect",
-            headers=service,
-            json={
-                "collection_point": "job_application",
-                "person": {"visitor_id": PEOPLE[2]["visitor"]},
-                "fields": {
-                    "name": OTHER_SEEDS["applicant"],
-                    "email": "margaret@example.com",
-                    "resume": OTHER_SEEDS["resume"],
-                },
+    collect(
+        {
+            "collection_point": "job_application",
+            "person": {"visitor_id": PEOPLE[2]["visitor"]},
+            "fields": {
+                "name": OTHER_SEEDS["applicant"],
+                "email": "margaret@example.com",
+                "resume": OTHER_SEEDS["resume"],
             },
-        ),
-        201,
+        }
     )
     ok(
         client.put(

@@ -394,9 +394,9 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once_and_never_fails_badly(
     recorded, release = threading.Event(), threading.Event()
     outcomes: list[object] = []
 
-    def first() -> None:
+    def store(*, hold: bool = False) -> object:
         with committed_db.writing() as session:
-            record_events(
+            stored = record_events(
                 session,
                 keys,
                 clock,
@@ -405,23 +405,17 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once_and_never_fails_badly(
                 batch_key="batch-twice-0001",
                 events=events,
             )
-            recorded.set()
-            release.wait(timeout=30)
+            if hold:  # keep the transaction open until the second attempt is under way
+                recorded.set()
+                release.wait(timeout=30)
+            return stored
+
+    def first() -> None:
+        store(hold=True)
 
     def second() -> None:
         try:
-            with committed_db.writing() as session:
-                outcomes.append(
-                    record_events(
-                        session,
-                        keys,
-                        clock,
-                        omni_compiled,
-                        actor="test",
-                        batch_key="batch-twice-0001",
-                        events=events,
-                    )
-                )
+            outcomes.append(store())
         except Conflict as refusal:
             outcomes.append(refusal.code)
 
@@ -440,16 +434,7 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once_and_never_fails_badly(
     assert len(outcomes) == 1
     outcome = outcomes[0]
     if outcome == "idempotency_key_in_flight":
-        with committed_db.writing() as session:
-            outcome = record_events(
-                session,
-                keys,
-                clock,
-                omni_compiled,
-                actor="test",
-                batch_key="batch-twice-0001",
-                events=events,
-            )
+        outcome = store()
     assert getattr(outcome, "duplicate", None) is True
     with committed_db.reading() as session:
         stored = session.scalar(select(func.count()).select_from(LogEvent))

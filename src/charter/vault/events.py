@@ -91,11 +91,16 @@ class BatchReceipt:
 
 def event_ad(uid: int, person_id: str) -> bytes:
     """Associated data binding an event's ciphertext to its row (`uid`) and person."""
-    return _ad_prefix(person_id) + uid.to_bytes(8, "big")
+    return _bound(_ad_prefix(person_id), uid)
 
 
 def _ad_prefix(person_id: str) -> bytes:
     return b"event:" + person_id.encode() + b":"
+
+
+def _bound(prefix: bytes, uid: int) -> bytes:
+    # Batches compute each person's prefix once and bind every event of theirs with it.
+    return prefix + uid.to_bytes(8, "big")
 
 
 # The sealed payload is a JSON list in this order; absent fields are null.
@@ -284,7 +289,7 @@ def record_events(
             point,
             version,
             at,
-            sealers[pid].seal(payload, prefixes[pid] + uid.to_bytes(8, "big"), nonce),
+            sealers[pid].seal(payload, _bound(prefixes[pid], uid), nonce),
         )
         for uid, pid, point, event, payload, nonce in zip(
             uids, person_ids, points, events, payloads, nonces, strict=True

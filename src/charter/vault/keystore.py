@@ -16,7 +16,7 @@ from typing import Protocol
 from sqlalchemy import Engine, LargeBinary, MetaData, String, delete, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from charter.db import UTCDateTime
+from charter.db import UTCDateTime, in_chunks
 from charter.vault.crypto import DecryptionFailed, Sealer, new_key
 
 _CHECK_PLAINTEXT = b"charter master key check"
@@ -155,8 +155,7 @@ class SqlKeyStore:
         if not missing:
             return found
         with Session(self.engine) as session:
-            for start in range(0, len(missing), 500):
-                chunk = missing[start : start + 500]
+            for chunk in in_chunks(missing):
                 for row in session.scalars(
                     select(WrappedKey).where(WrappedKey.person_id.in_(chunk))
                 ):
