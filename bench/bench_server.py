@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bench.client import run_load, time_requests
-from bench.harness import Result, Run, benchmark, median, percentile
+from bench.harness import Result, Run, benchmark, latency_results, median
 from bench.instance import HOST, Instance
 
 STARTS = 3
@@ -59,22 +59,7 @@ def server(run: Run) -> Iterator[Result]:
                     headers={"Authorization": f"Bearer {key}"},
                 )
                 note = f"{AUTH_REQUESTS} sequential requests on one connection, bearer key"
-                if run.wants("http.auth_get.p50_ms"):
-                    yield Result(
-                        "http.auth_get.p50_ms",
-                        percentile(latencies, 50),
-                        "ms",
-                        higher_is_better=False,
-                        note=note,
-                    )
-                if run.wants("http.auth_get.p99_ms"):
-                    yield Result(
-                        "http.auth_get.p99_ms",
-                        percentile(latencies, 99),
-                        "ms",
-                        higher_is_better=False,
-                        note=note,
-                    )
+                yield from latency_results(run, "http.auth_get", latencies, note)
             if run.wants("server.rss_mb"):
                 yield Result(
                     "server.rss_mb",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.databases import temporary_sqlite
-from bench.harness import Result, Run, benchmark, median, percentile
+from bench.harness import Result, Run, benchmark, latency_results, median
 from bench.instance import HOST, Instance
 from charter.clock import SystemClock
 from charter.db import Database, bulk_insert, make_engine, utc_text
@@ -569,23 +569,7 @@ def choices_put(run: Run) -> Iterator[Result]:
                     f"{CHOICE_REQUESTS:,} sequential PUTs on one keep-alive connection, one "
                     f"person after another out of {CHOICE_PEOPLE:,}; {FIDES}"
                 )
-                if run.wants("choices.put.p50_ms"):
-                    yield Result(
-                        "choices.put.p50_ms",
-                        percentile(latencies, 50),
-                        "ms",
-                        higher_is_better=False,
-                        target=3,
-                        note=note,
-                    )
-                if run.wants("choices.put.p99_ms"):
-                    yield Result(
-                        "choices.put.p99_ms",
-                        percentile(latencies, 99),
-                        "ms",
-                        higher_is_better=False,
-                        note=note,
-                    )
+                yield from latency_results(run, "choices.put", latencies, note, p50_target=3)
             if run.wants("choices.put.rps"):
                 run.step(
                     f"PUT choices on {CHOICE_CONNECTIONS} connections for {CHOICE_SECONDS:.0f} s"

@@ -143,3 +143,25 @@ def percentile(samples: Sequence[float], pct: float) -> float:
     ordered = sorted(samples)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def latency_results(
+    run: Run,
+    name: str,
+    latencies_ms: Sequence[float],
+    note: str,
+    *,
+    p50_target: float | None = None,
+) -> Iterator[Result]:
+    """`<name>.p50_ms` and `<name>.p99_ms` of the same requests, each if the run wants it."""
+    for pct, target in ((50, p50_target), (99, None)):
+        bench = f"{name}.p{pct}_ms"
+        if run.wants(bench):
+            yield Result(
+                bench,
+                percentile(latencies_ms, pct),
+                "ms",
+                higher_is_better=False,
+                target=target,
+                note=note,
+            )
