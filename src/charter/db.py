@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import os
 import re
 import threading
@@ -78,13 +79,33 @@ def safe_url(url: str) -> str:
 _USERINFO_PASSWORD = re.compile(r"^([^:/]*://[^:/@]*):[^@]*@")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+@contextlib.contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    """An exclusive `flock` on `path` for the block; nothing if there is no such path or the
+    folder is read-only."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600) if path else None
+    except OSError:
+        descriptor = None
+    try:
+        if descriptor is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)  # closing releases the lock
+
+
+def _sqlite_pragmas(setup_lock: Path | None, dbapi_connection: Any, _record: Any) -> None:
     # Take transaction control from the driver, so that `begin` below decides how to begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # First, so that switching to WAL waits for another process rather than failing.
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Turning a new database to WAL needs it to itself, and SQLite answers "database is
+    # locked" to a second process doing the same at that moment instead of waiting: the
+    # processes that open a database take turns for this one statement.
+    with _file_lock(setup_lock):
+        cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: a committed transaction survives a crash of the process (SIGKILL);
     # only a power loss may undo the last commits, which FULL would also keep.
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -134,7 +155,9 @@ def _create_engine(url: URL, **kwargs: Any) -> Engine:
         if url.database and url.database != ":memory:" and "uri" not in url.query:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        plain_file = url.database and url.database != ":memory:" and "uri" not in url.query
+        setup_lock = Path(f"{url.database}-setup.lock") if plain_file else None
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, setup_lock))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
