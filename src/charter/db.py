@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, String, TypeDecorator, create_engine, event
+from sqlalchemy import Connection, Engine, String, Table, TypeDecorator, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -33,6 +33,15 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class Base(DeclarativeBase):
     """Declarative base of every Charter table."""
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's `Table`, for Core statements on the hot paths: a statement on the table runs
+    on the session's connection without the ORM's per-statement bookkeeping."""
+    table = model.__table__
+    if not isinstance(table, Table):  # pragma: no cover - every Charter model maps one table
+        raise TypeError(f"{model.__name__} does not map a single table")
+    return table
 
 
 class DatabaseUnavailable(Exception):
@@ -269,9 +278,16 @@ class Database:
             self._writers.close()
 
 
-def conflict_insert(session: Session) -> Any:
-    """The dialect's `insert` construct, which offers ON CONFLICT (SQLite and PostgreSQL)."""
-    if session.get_bind().dialect.name == "postgresql":
+def conflict_insert(bind: Session | Connection | str) -> Any:
+    """The dialect's `insert` construct, which offers ON CONFLICT (SQLite and PostgreSQL), for
+    a session, a connection, or a dialect's name."""
+    if isinstance(bind, Connection):
+        dialect = bind.dialect.name
+    elif isinstance(bind, Session):
+        dialect = bind.get_bind().dialect.name
+    else:
+        dialect = bind
+    if dialect == "postgresql":
         return postgresql_insert
     return sqlite_insert
 

@@ -12,13 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
-from sqlalchemy import insert as insert_statement
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from charter.audit.models import AuditEntry, AuditHead
 from charter.clock import Clock
-from charter.db import conflict_insert, utc_text
+from charter.db import conflict_insert, table_of, utc_text
 
 GENESIS = "0" * 64
 _SEP = "\x1f"
@@ -58,8 +57,15 @@ def _digest(fields: Iterable[str]) -> str:
     return hashlib.sha256(_SEP.join(fields).encode()).hexdigest()
 
 
-_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-_MOVE_HEAD = update(AuditHead).where(AuditHead.id == 1).execution_options(synchronize_session=False)
+# Core statements on the tables, run on the session's connection: appends sit in the path of
+# every request, and the ORM's bookkeeping would cost more than the statements themselves.
+_HEAD_TABLE = table_of(AuditHead)
+_ENTRY_TABLE = table_of(AuditEntry)
+_LOCK_HEAD = (
+    select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.hash).where(_HEAD_TABLE.c.id == 1).with_for_update()
+)
+_MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1)
+_APPEND = _ENTRY_TABLE.insert()
 
 
 @dataclass(frozen=True)
@@ -71,18 +77,17 @@ class Appended:
     hash: str
 
 
-def _lock_head(session: Session) -> tuple[int, str]:
+def _lock_head(connection: Connection) -> tuple[int, str]:
     # The head row is created by the first append. Two first appends at once must not both
     # create it: the insert that loses the race does nothing and then waits for the row lock.
-    # Core statements, not ORM objects: appends sit in the path of every request.
-    head = session.execute(_LOCK_HEAD).first()
+    head = connection.execute(_LOCK_HEAD).first()
     if head is None:
-        session.execute(
-            conflict_insert(session)(AuditHead)
+        connection.execute(
+            conflict_insert(connection)(_HEAD_TABLE)
             .values(id=1, seq=0, hash=GENESIS)
             .on_conflict_do_nothing()
         )
-        head = session.execute(_LOCK_HEAD).one()
+        head = connection.execute(_LOCK_HEAD).one()
     return int(head[0]), str(head[1])
 
 
@@ -101,7 +106,8 @@ def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list
             raise ValueError(
                 "an audit entry's actor, action, target and outcome may not contain U+001F"
             )
-    seq, prev = _lock_head(session)
+    connection = session.connection()
+    seq, prev = _lock_head(connection)
     at = utc_text(clock.now())
     rows: list[dict[str, Any]] = []
     appended = []
@@ -133,8 +139,8 @@ def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list
         )
         appended.append(Appended(seq, prev, digest))
         prev = digest
-    session.execute(insert_statement(AuditEntry), rows)
-    session.execute(_MOVE_HEAD.values(seq=seq, hash=prev))
+    connection.execute(_APPEND, rows)
+    connection.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
     return appended
 
 

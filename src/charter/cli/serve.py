@@ -17,6 +17,7 @@ def serve() -> None:
     import uvicorn  # noqa: PLC0415 - the web stack is loaded only by the command that serves
 
     from charter.web.app import create_app  # noqa: PLC0415 - same reason
+    from charter.web.server import tune_process  # noqa: PLC0415 - same reason
 
     settings = context.settings()
     try:
@@ -45,6 +46,7 @@ def serve() -> None:
             access_log=False,
         )
         return
+    tune_process()
     try:
         uvicorn.run(
             create_app(settings, booted.policy, booted.db, booted.keys, clock=context.clock),

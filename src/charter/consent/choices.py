@@ -3,17 +3,18 @@ cookie category, and the Global Privacy Control signal; the whole history is kep
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.consent.models import ChoiceChange, CurrentChoice
-from charter.db import conflict_insert
+from charter.db import conflict_insert, table_of
 from charter.errors import Unprocessable
 from charter.policy.compiled import CompiledPolicy
 
@@ -43,13 +44,30 @@ class Choices:
         return self.current.get(GPC_TOPIC, False)
 
 
+# Core statements on the tables: saving and reading choices sits in the path of every
+# decision and every banner click.
+_HISTORY = table_of(ChoiceChange)
+_CURRENT = table_of(CurrentChoice)
+_IN_FORCE = select(_CURRENT.c.topic, _CURRENT.c.granted).where(
+    _CURRENT.c.person_id == bindparam("person_id")
+)
+
+
 def current_choices(session: Session, person_id: str) -> Choices:
-    rows = session.execute(
-        select(CurrentChoice.topic, CurrentChoice.granted).where(
-            CurrentChoice.person_id == person_id
-        )
+    rows = session.connection().execute(_IN_FORCE, {"person_id": person_id})
+    return Choices({topic: granted for topic, granted in rows})
+
+
+@functools.cache
+def _save_current(dialect: str) -> Any:
+    """Insert a topic's choice in force, or replace the one there."""
+    upsert = conflict_insert(dialect)(_CURRENT)
+    return upsert.on_conflict_do_update(
+        index_elements=[_CURRENT.c.person_id, _CURRENT.c.topic],
+        set_={
+            name: upsert.excluded[name] for name in ("granted", "method", "policy_version", "at")
+        },
     )
-    return Choices({row.topic: row.granted for row in rows})
 
 
 @dataclass(frozen=True)
@@ -121,18 +139,9 @@ def set_choices(
         }
         for topic, granted in wanted.items()
     ]
-    session.execute(insert(ChoiceChange), changes)
-    upsert = conflict_insert(session)(CurrentChoice)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[CurrentChoice.person_id, CurrentChoice.topic],
-        set_={
-            "granted": upsert.excluded.granted,
-            "method": upsert.excluded.method,
-            "policy_version": upsert.excluded.policy_version,
-            "at": upsert.excluded.at,
-        },
-    )
-    session.execute(upsert, changes)
+    connection = session.connection()
+    connection.execute(_HISTORY.insert(), changes)
+    connection.execute(_save_current(connection.dialect.name), changes)
     record(
         session,
         clock,

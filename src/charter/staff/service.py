@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
+from charter.db import table_of
 from charter.errors import Conflict, NotFound, Unauthenticated, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.staff.models import ApiKey, StaffMember
@@ -173,17 +174,19 @@ class AuthenticationFailed(Unauthenticated):
     """The key was refused; `reason` is short and safe to show and to audit."""
 
 
+_KEYS, _STAFF = table_of(ApiKey), table_of(StaffMember)
+# Plain columns on the tables, not ORM objects: this runs on every request.
 _KEY_LOOKUP = (
     select(
-        ApiKey.secret_hash,
-        ApiKey.revoked_at,
-        ApiKey.expires_at,
-        ApiKey.staff_id,
-        StaffMember.active,
-        StaffMember.role,
+        _KEYS.c.secret_hash,
+        _KEYS.c.revoked_at,
+        _KEYS.c.expires_at,
+        _KEYS.c.staff_id,
+        _STAFF.c.active,
+        _STAFF.c.role,
     )
-    .join(StaffMember)
-    .where(ApiKey.key_id == bindparam("key_id"))
+    .join(_STAFF)
+    .where(_KEYS.c.key_id == bindparam("key_id"))
 )
 
 
@@ -193,8 +196,7 @@ def authenticate(session: Session, clock: Clock, policy: CompiledPolicy, present
     if match is None:
         raise AuthenticationFailed("the API key is malformed", code="malformed_key")
     key_id, secret = match.groups()
-    # Plain columns, not ORM objects: this runs on every request.
-    row = session.execute(_KEY_LOOKUP, {"key_id": key_id}).one_or_none()
+    row = session.connection().execute(_KEY_LOOKUP, {"key_id": key_id}).one_or_none()
     stored = row.secret_hash if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(stored, _hash_secret(secret))
     if row is None or not matches:

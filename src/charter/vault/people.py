@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from charter.clock import Clock
 from charter.consent.choices import carry_choices
-from charter.db import in_chunks
+from charter.db import in_chunks, table_of
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.vault.identifiers import BlindIndex, new_person_id
 from charter.vault.models import Person, VisitorId
@@ -27,9 +28,13 @@ def get_person(session: Session, person_id: str) -> Person:
 
 
 def ensure_active(person: Person) -> None:
-    if person.erased_at is not None:
+    _ensure_standing(person.erased_at, person.objected_at)
+
+
+def _ensure_standing(erased_at: dt.datetime | None, objected_at: dt.datetime | None) -> None:
+    if erased_at is not None:
         raise PersonGone("the person was erased", code="person_erased")
-    if person.objected_at is not None:
+    if objected_at is not None:
         raise PersonGone(
             "the person objected to the policy; their data is no longer processed",
             code="person_objected",
@@ -88,6 +93,28 @@ def owner_of(session: Session, person_id: str) -> Person:
     """The person whose data this is: the user a visitor or correspondent was merged into."""
     person = get_person(session, person_id)
     return get_person(session, person.merged_into) if person.merged_into is not None else person
+
+
+_PEOPLE = table_of(Person)
+_STANDING = select(_PEOPLE.c.merged_into, _PEOPLE.c.erased_at, _PEOPLE.c.objected_at).where(
+    _PEOPLE.c.id == bindparam("person_id")
+)
+
+
+def active_owner_id(session: Session, person_id: str) -> str:
+    """The id of `owner_of(person_id)`, refused as `ensure_active` refuses. Plain columns,
+    not ORM objects: this runs for every saved choice."""
+    connection = session.connection()
+    row = connection.execute(_STANDING, {"person_id": person_id}).first()
+    if row is None:
+        raise NotFound("no person with that id", code="person_not_found")
+    if row.merged_into is not None:
+        person_id = row.merged_into
+        row = connection.execute(_STANDING, {"person_id": person_id}).first()
+        if row is None:  # pragma: no cover - a merge names an existing user
+            raise NotFound("no person with that id", code="person_not_found")
+    _ensure_standing(row.erased_at, row.objected_at)
+    return person_id
 
 
 def sign_up(

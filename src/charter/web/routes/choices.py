@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from charter.consent.choices import choice_history, current_choices, set_choices, topics
 from charter.staff.service import Actor
-from charter.vault.people import ensure_active, owner_of
+from charter.vault.people import active_owner_id, owner_of
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, ReadSession, RuntimeDep
 
@@ -65,16 +65,15 @@ def put_choices(
     """Record choices; they govern the very next decision. The answer holds the choices now
     in force; `GET` adds the full history."""
     with runtime.db.writing() as session:
-        owner = owner_of(session, person_id)
-        ensure_active(owner)
+        owner_id = active_owner_id(session, person_id)
         now_in_force = set_choices(
             session,
             runtime.clock,
             policy,
             actor=actor.ref,
-            person_id=owner.id,
+            person_id=owner_id,
             choices=body.choices,
             method=body.method,
             gpc=(sec_gpc or "").strip() == "1",
         )
-        return {"person_id": owner.id, "current": dict(now_in_force.current)}
+        return {"person_id": owner_id, "current": dict(now_in_force.current)}
