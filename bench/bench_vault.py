@@ -48,7 +48,10 @@ LIBRARY_BATCH = 10_000
 LIBRARY_BATCHES = 20
 
 HTTP_BATCH = 1_000
-HTTP_CONNECTIONS = 3
+# Three clients per worker: the kernel hands each new connection to a worker by a hash of
+# its address (SO_REUSEPORT), so with a few connections one worker may get them all; with
+# six both get some nearly every run, as they would from a service's many senders.
+HTTP_CONNECTIONS = 6
 HTTP_SECONDS = 5.0
 
 ERASE_RECORDS = 100_000

@@ -25,6 +25,9 @@ from charter.vault.crypto import new_key
 from charter.vault.keystore import SqlKeyStore
 from charter.web.app import create_app
 
+# Fixtures for tests that run `charter serve` as its own process.
+pytest_plugins = ["tests.serving"]
+
 ROOT = Path(__file__).resolve().parents[1]
 OMNI_YAML = ROOT / "policies" / "omni.yaml"
 PUBLISHED_TEXT = ROOT.parent / "shared" / "policy" / "omni-privacy-policy.txt"

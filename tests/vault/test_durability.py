@@ -3,17 +3,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,89 +13,11 @@ import pytest
 from sqlalchemy import text
 
 from charter.db import Database
+from tests.serving import Server, charter, service_key
 
-CHARTER = str(Path(sys.executable).with_name("charter"))
 BATCH = 200
 ACKNOWLEDGED_BEFORE_KILL = 10
 IP = "198.51.100.{}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Server:
-    """`charter serve` as its own process, logging to a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.base = f"http://127.0.0.1:{env['CHARTER_PORT']}"
-        self._log = log.open("ab")
-        self.process = subprocess.Popen(
-            [CHARTER, "serve"], env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self.log = log
-
-    def wait_until_ready(self) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server stopped: {self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)  # polling for start-up, not measuring it
-        pytest.fail(f"the server did not answer: {self.log.read_text()}")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def close(self) -> None:
-        self.kill()
-        self._log.close()
-
-
-@pytest.fixture
-def environment(
-    committed_db: Database, database_url_factory: Callable[[], str], tmp_path: Path
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
-    env.update(
-        CHARTER_HOME=str(tmp_path / "home"),
-        CHARTER_DATABASE_URL=committed_db.url,  # type: ignore[attr-defined]  # set by the fixture
-        CHARTER_KEYSTORE_URL=database_url_factory(),
-        CHARTER_HOST="127.0.0.1",
-        CHARTER_PORT=str(free_port()),
-    )
-    return env
-
-
-@pytest.fixture
-def server(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Server]]:
-    """Starts servers on the environment; every one started is killed at the end."""
-    started: list[Server] = []
-
-    def start() -> Server:
-        started.append(Server(environment, tmp_path / "server.log"))
-        started[-1].wait_until_ready()
-        return started[-1]
-
-    yield start
-    for each in started:
-        each.close()
-
-
-def charter(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [CHARTER, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def batch(number: int, person: str) -> dict[str, Any]:
@@ -164,9 +78,7 @@ def test_sigkill_during_a_stream_of_batches_loses_no_acknowledged_batch(
     environment: dict[str, str], server: Callable[[], Server], committed_db: Database
 ) -> None:
     charter(environment, "init")
-    charter(environment, "staff", "add", "web-backend", "--role", "service_client")
-    key = json.loads(charter(environment, "keys", "create", "--staff", "web-backend", "--json"))
-    service = {"Authorization": f"Bearer {key['key']}"}
+    service = service_key(environment)
     first = server()
     signed = httpx.post(
         f"{first.base}/v1/collect",
@@ -222,9 +134,7 @@ def test_more_concurrent_writers_than_worker_threads_all_get_their_answer(
     lock were held across the thread pool's hand-offs, more waiting writers than pool
     threads (40) would leave the lock holder no thread to finish on, and all would hang."""
     charter(environment, "init")
-    charter(environment, "staff", "add", "web-backend", "--role", "service_client")
-    key = json.loads(charter(environment, "keys", "create", "--staff", "web-backend", "--json"))
-    headers = {"Authorization": f"Bearer {key['key']}"}
+    headers = service_key(environment)
     running = server()
     with httpx.Client(base_url=running.base, headers=headers, timeout=30) as client:
         signed = client.post(

@@ -164,3 +164,26 @@ def test_after_rewrap_the_old_master_no_longer_opens_the_store(empty_engine: Eng
     with pytest.raises(MasterKeyMismatch):
         SqlKeyStore(empty_engine, new_key())
     assert SqlKeyStore(empty_engine, new).sealer("p-1") is not None
+
+
+def test_another_process_forgets_a_destroyed_key_once_its_cache_entry_expires(
+    empty_engine: Engine, master: bytes
+) -> None:
+    """Two servers on one key store: the one that erases drops the key at once; the other
+    holds it in memory no longer than the cache's time to live."""
+    now = [1000.0]
+    other = SqlKeyStore(empty_engine, master, cache_ttl_s=60, monotonic=lambda: now[0])
+    erasing = SqlKeyStore(empty_engine, master)
+    sealed = erasing.sealers(["p-1"], create=True)["p-1"].seal(b"value", WHERE)
+    assert other.sealer("p-1") is not None  # now cached in the other process
+
+    erasing.destroy(["p-1"])
+
+    assert erasing.sealer("p-1") is None
+    now[0] += 59
+    assert other.sealer("p-1") is not None
+    now[0] += 1
+    assert other.sealer("p-1") is None
+    assert SqlKeyStore(empty_engine, master).sealer("p-1") is None
+    with pytest.raises(DecryptionFailed):
+        SqlKeyStore(empty_engine, master).sealers(["p-1"], create=True)["p-1"].open(sealed, WHERE)

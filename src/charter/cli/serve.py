@@ -33,18 +33,15 @@ def serve() -> None:
         + f"\n  policy page: {base}/policy\n  API docs:    {base}/docs"
     )
     if settings.workers > 1:
+        from charter.web.workers import Supervisor, WorkerFailed  # noqa: PLC0415 - same reason
+
         # Each worker process boots on its own (server.app_from_environment); this one only
         # checked above that they can.
         booted.close()
-        uvicorn.run(
-            "charter.web.server:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-        )
+        try:
+            Supervisor(settings.host, settings.port, settings.workers).run()
+        except WorkerFailed as exc:
+            fail(f"{exc} (is {settings.host}:{settings.port} free?)")
         return
     tune_process()
     try:

@@ -55,7 +55,7 @@ _IN_FORCE = select(_CURRENT.c.topic, _CURRENT.c.granted).where(
 
 def current_choices(session: Session, person_id: str) -> Choices:
     rows = session.connection().execute(_IN_FORCE, {"person_id": person_id})
-    return Choices({topic: granted for topic, granted in rows})
+    return Choices(dict(rows.all()))
 
 
 @functools.cache

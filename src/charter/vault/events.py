@@ -7,26 +7,25 @@ values already in stored form, and every event of a person is sealed under a cac
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Literal, Protocol
 
 import orjson
-from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
-from charter.db import bulk_insert, in_chunks, utc_text
+from charter.db import bulk_insert, select_in, utc_text
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.vault.crypto import fresh_nonces
 from charter.vault.identifiers import BlindIndex, new_record_ids
 from charter.vault.keystore import KeyStore
-from charter.vault.models import EventBatch, Person, VisitorId
-from charter.vault.people import visitors
+from charter.vault.models import EventBatch
+from charter.vault.people import visitors_by_index
 from charter.vault.useragent import browser_of, device_type_of
 
 MAX_BATCH = 10_000
@@ -143,15 +142,14 @@ def decode_payload(opened: bytes) -> dict[str, str]:
     return {name: value for name, value in pairs if value is not None}
 
 
-def _people(
-    session: Session, clock: Clock, index: BlindIndex, events: Sequence[EventLike]
-) -> tuple[list[str], list[str]]:
+def _people(session: Session, clock: Clock, batch: PreparedBatch) -> tuple[list[str], list[str]]:
     """Each event's person id, and the collection point it belongs to."""
-    if any(e.person_id is None and not e.visitor_id for e in events):
-        raise Unprocessable("every event needs a visitor_id or a person_id", code="person_required")
-    visitor_ids = {e.visitor_id for e in events if e.person_id is None and e.visitor_id}
-    by_visitor, rows = _known_visitors(session, index, visitor_ids)
-    new = visitors(session, clock, index, visitor_ids - set(by_visitor)) if visitor_ids else {}
+    events = batch.events
+    by_index = batch.visitor_indexes
+    by_visitor, rows = _known_visitors(session, by_index)
+    new = visitors_by_index(
+        session, clock, {d: v for d, v in by_index.items() if v not in by_visitor}
+    )
     by_visitor.update(new)
     rows.update({pid: _Who("visitor", False, None) for pid in new.values()})
     named = {e.person_id for e in events if e.person_id is not None}
@@ -191,40 +189,43 @@ class _Who:
     gone: bool
     merged_into: str | None
 
+    @classmethod
+    def of(cls, kind: str, gone: object, merged_into: str | None) -> _Who:
+        return cls(kind, bool(gone), merged_into)
 
-_GONE = or_(Person.erased_at.is_not(None), Person.objected_at.is_not(None))
+
+# Through the driver, a whole batch at a time (`select_in`): these run for every batch.
+_PERSON_COLUMNS = (
+    "p.id, p.kind, (p.erased_at IS NOT NULL OR p.objected_at IS NOT NULL), p.merged_into"
+)
+_KNOWN_VISITORS = (
+    f'SELECT v."index", {_PERSON_COLUMNS} FROM visitor_ids v '  # noqa: S608 - no input in it
+    'JOIN people p ON p.id = v.person_id WHERE v."index" IN ({marks})'
+)
+_PEOPLE_BY_ID = f"SELECT {_PERSON_COLUMNS} FROM people p WHERE p.id IN ({{marks}})"  # noqa: S608
 
 
 def _known_visitors(
-    session: Session, index: BlindIndex, visitor_ids: set[str]
+    session: Session, by_index: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, _Who]]:
     """Visitor id -> person id for the visitors seen before, and those people, in one query."""
-    by_index = {index.visitor(v): v for v in visitor_ids}
     by_visitor: dict[str, str] = {}
     rows: dict[str, _Who] = {}
-    connection = session.connection()
-    for chunk in in_chunks(by_index):
-        query = (
-            select(VisitorId.index, Person.id, Person.kind, _GONE, Person.merged_into)
-            .join(Person, Person.id == VisitorId.person_id)
-            .where(VisitorId.index.in_(chunk))
-        )
-        for digest, person_id, kind, is_gone, merged_into in connection.execute(query):
-            by_visitor[by_index[digest]] = person_id
-            rows[person_id] = _Who(kind, bool(is_gone), merged_into)
+    for digest, person_id, kind, gone, merged_into in select_in(
+        session.connection(), _KNOWN_VISITORS, by_index
+    ):
+        by_visitor[by_index[digest]] = person_id
+        rows[person_id] = _Who.of(kind, gone, merged_into)
     return by_visitor, rows
 
 
 def _person_rows(session: Session, person_ids: set[str]) -> dict[str, _Who]:
-    rows: dict[str, _Who] = {}
-    connection = session.connection()
-    for chunk in in_chunks(person_ids):
-        query = select(Person.id, Person.kind, _GONE, Person.merged_into).where(
-            Person.id.in_(chunk)
+    return {
+        person_id: _Who.of(kind, gone, merged_into)
+        for person_id, kind, gone, merged_into in select_in(
+            session.connection(), _PEOPLE_BY_ID, person_ids
         )
-        for person_id, kind, is_gone, merged_into in connection.execute(query):
-            rows[person_id] = _Who(kind, bool(is_gone), merged_into)
-    return rows
+    }
 
 
 def _batch_content(events: Sequence[EventLike], payloads: Sequence[bytes]) -> bytes:
@@ -234,6 +235,38 @@ def _batch_content(events: Sequence[EventLike], payloads: Sequence[bytes]) -> by
     """
     who = "\x1e".join([f"{e.kind}\x1f{e.visitor_id or ''}\x1f{e.person_id or ''}" for e in events])
     return who.encode() + b"\x1d" + b"\x1e".join(payloads)
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch made ready to store: what needs no database is done, so that a server can do
+    it before it waits for the write lock."""
+
+    key: str
+    events: Sequence[EventLike]
+    payloads: list[bytes]
+    # A keyed digest of the whole batch: it tells a retry from a different batch.
+    digest: str
+    # Blind index -> visitor id, for the events that name a visitor and no person.
+    visitor_indexes: dict[str, str]
+
+
+def prepare_batch(keys: KeyStore, *, batch_key: str, events: Sequence[EventLike]) -> PreparedBatch:
+    """Check a batch's size and that each event names someone; reduce and encode its events."""
+    if not 0 < len(events) <= MAX_BATCH:
+        raise Unprocessable(f"a batch holds 1 to {MAX_BATCH} events", code="batch_size")
+    if any(e.person_id is None and not e.visitor_id for e in events):
+        raise Unprocessable("every event needs a visitor_id or a person_id", code="person_required")
+    payloads = [_payload(e) for e in events]
+    index = BlindIndex(keys.index_key())
+    visitor_ids = {e.visitor_id for e in events if e.person_id is None and e.visitor_id}
+    return PreparedBatch(
+        batch_key,
+        events,
+        payloads,
+        index.batch(_batch_content(events, payloads)),
+        {index.visitor(v): v for v in visitor_ids},
+    )
 
 
 def record_events(
@@ -248,11 +281,21 @@ def record_events(
 ) -> BatchReceipt:
     """Store a batch once: a retried batch (same key, same events) is acknowledged, not
     stored again; the same key with other events is refused."""
-    if not 0 < len(events) <= MAX_BATCH:
-        raise Unprocessable(f"a batch holds 1 to {MAX_BATCH} events", code="batch_size")
-    payloads = [_payload(e) for e in events]
-    index = BlindIndex(keys.index_key())
-    digest = index.batch(_batch_content(events, payloads))
+    batch = prepare_batch(keys, batch_key=batch_key, events=events)
+    return store_batch(session, keys, clock, policy, actor=actor, batch=batch)
+
+
+def store_batch(
+    session: Session,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: str,
+    batch: PreparedBatch,
+) -> BatchReceipt:
+    """`record_events` for a batch already prepared (`prepare_batch`)."""
+    batch_key, events, digest = batch.key, batch.events, batch.digest
     earlier = session.get(EventBatch, batch_key)
     if earlier is not None:
         if earlier.digest != digest:
@@ -274,7 +317,7 @@ def record_events(
             "another request is storing a batch under this idempotency key; retry it",
             code="idempotency_key_in_flight",
         ) from None
-    person_ids, points = _people(session, clock, index, events)
+    person_ids, points = _people(session, clock, batch)
     sealers = keys.sealers(person_ids, create=True)
     at = utc_text(now)
     version = policy.version
@@ -292,7 +335,7 @@ def record_events(
             sealers[pid].seal(payload, _bound(prefixes[pid], uid), nonce),
         )
         for uid, pid, point, event, payload, nonce in zip(
-            uids, person_ids, points, events, payloads, nonces, strict=True
+            uids, person_ids, points, events, batch.payloads, nonces, strict=True
         )
     ]
     # Grouped by person, each person's index entries go in together instead of all over the

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from sqlalchemy import Engine, LargeBinary, MetaData, String, delete, inspect, select
@@ -69,24 +70,38 @@ def _associated(person_id: str) -> bytes:
     return f"data-key:{person_id}".encode()
 
 
-class _Cache:
-    """A bounded LRU of unwrapped sealers, so a hot person's key is unwrapped once."""
+# How long an unwrapped key may stay in a process's memory. Erasure drops the key from the
+# cache of the process that erases; other processes (CHARTER_WORKERS, the CLI) forget it
+# within this time. They never use it meanwhile: every use and every write first checks in
+# the database that the person is not erased.
+CACHE_TTL_S = 60.0
 
-    def __init__(self, size: int) -> None:
+
+class _Cache:
+    """A bounded LRU of unwrapped sealers, so a hot person's key is unwrapped once; entries
+    expire `ttl_s` after they were unwrapped."""
+
+    def __init__(self, size: int, ttl_s: float, monotonic: Callable[[], float]) -> None:
         self._size = size
-        self._items: OrderedDict[str, Sealer] = OrderedDict()
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._items: OrderedDict[str, tuple[Sealer, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, person_id: str) -> Sealer | None:
         with self._lock:
             found = self._items.get(person_id)
-            if found is not None:
-                self._items.move_to_end(person_id)
-            return found
+            if found is None:
+                return None
+            if found[1] <= self._monotonic():
+                del self._items[person_id]
+                return None
+            self._items.move_to_end(person_id)
+            return found[0]
 
     def put(self, person_id: str, sealer: Sealer) -> None:
         with self._lock:
-            self._items[person_id] = sealer
+            self._items[person_id] = (sealer, self._monotonic() + self._ttl_s)
             self._items.move_to_end(person_id)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
@@ -112,10 +127,18 @@ def keystore_in_use(engine: Engine) -> bool:
 class SqlKeyStore:
     """Wrapped data keys in their own database."""
 
-    def __init__(self, engine: Engine, master: bytes, *, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        master: bytes,
+        *,
+        cache_size: int = 10_000,
+        cache_ttl_s: float = CACHE_TTL_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self._master = Sealer(master)
-        self._cache = _Cache(cache_size)
+        self._cache = _Cache(cache_size, cache_ttl_s, monotonic)
         self._index_key: bytes | None = None
         _KeyBase.metadata.create_all(engine)
         self._check_master()

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from charter.clock import Clock
 from charter.consent.choices import carry_choices
-from charter.db import in_chunks, table_of
+from charter.db import select_in, table_of
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.vault.identifiers import BlindIndex, new_person_id
 from charter.vault.models import Person, VisitorId
@@ -53,13 +53,17 @@ def visitors(
     session: Session, clock: Clock, index: BlindIndex, visitor_ids: Iterable[str]
 ) -> dict[str, str]:
     """visitor id -> person id, creating a visitor person for each one never seen before."""
-    by_index = {index.visitor(v): v for v in dict.fromkeys(visitor_ids)}
-    found: dict[str, str] = {}
-    connection = session.connection()
-    for chunk in in_chunks(by_index):
-        query = select(VisitorId.index, VisitorId.person_id).where(VisitorId.index.in_(chunk))
-        for digest, person_id in connection.execute(query):
-            found[by_index[digest]] = person_id
+    return visitors_by_index(session, clock, {index.visitor(v): v for v in visitor_ids})
+
+
+def visitors_by_index(session: Session, clock: Clock, by_index: dict[str, str]) -> dict[str, str]:
+    """`visitors`, for visitor ids whose blind index is already known (index -> visitor id)."""
+    if not by_index:
+        return {}
+    found = {
+        by_index[digest]: person_id
+        for digest, person_id in select_in(session.connection(), _VISITOR_PEOPLE, by_index)
+    }
     for digest, visitor_id in by_index.items():
         if visitor_id not in found:
             person = new_person(session, clock, "visitor")
@@ -67,6 +71,9 @@ def visitors(
             found[visitor_id] = person.id
     session.flush()
     return found
+
+
+_VISITOR_PEOPLE = 'SELECT "index", person_id FROM visitor_ids WHERE "index" IN ({marks})'
 
 
 def people_by_email(session: Session, index: BlindIndex, address: str) -> list[Person]:

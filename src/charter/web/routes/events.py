@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from charter.staff.service import Actor
-from charter.vault.events import MAX_BATCH, record_events
+from charter.vault.events import MAX_BATCH, prepare_batch, store_batch
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, RuntimeDep
 
@@ -20,7 +20,7 @@ Short = Annotated[str, Field(max_length=2048)]
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Read straight into `record_events` (no copy per event): `kind` in Python, `type` in JSON.
+    # Read straight into `prepare_batch` (no copy per event): `kind` in Python, `type` in JSON.
     kind: Literal["page_view", "click"] = Field(alias="type")
     time: AwareDatetime
     visitor_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
@@ -47,15 +47,12 @@ def post_events(
     actor: Writer, body: EventBatchIn, runtime: RuntimeDep, policy: PolicyDep
 ) -> dict[str, Any]:
     """Store a batch of automatic events; the answer comes after the batch is committed."""
+    # What needs no database is done before the write lock is taken: meanwhile another
+    # request's batch can be written.
+    batch = prepare_batch(runtime.keys, batch_key=body.idempotency_key, events=body.events)
     with runtime.db.writing() as session:
-        receipt = record_events(
-            session,
-            runtime.keys,
-            runtime.clock,
-            policy,
-            actor=actor.ref,
-            batch_key=body.idempotency_key,
-            events=body.events,
+        receipt = store_batch(
+            session, runtime.keys, runtime.clock, policy, actor=actor.ref, batch=batch
         )
         return {
             "idempotency_key": receipt.key,
