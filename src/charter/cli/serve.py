@@ -16,8 +16,7 @@ def serve() -> None:
     """Serve Charter until interrupted (Ctrl-C)."""
     import uvicorn  # noqa: PLC0415 - the web stack is loaded only by the command that serves
 
-    from charter.web.app import create_app  # noqa: PLC0415 - same reason
-    from charter.web.server import tune_process  # noqa: PLC0415 - same reason
+    from charter.web.server import serving_app  # noqa: PLC0415 - same reason
 
     settings = context.settings()
     try:
@@ -43,10 +42,9 @@ def serve() -> None:
         except WorkerFailed as exc:
             fail(f"{exc} (is {settings.host}:{settings.port} free?)")
         return
-    tune_process()
     try:
         uvicorn.run(
-            create_app(settings, booted.policy, booted.db, booted.keys, clock=context.clock),
+            serving_app(settings, booted, context.clock),
             host=settings.host,
             port=settings.port,
             log_level="warning",

@@ -2,6 +2,11 @@
 
 This is the hot path of ingest, so rows go in through the driver's executemany with their
 values already in stored form, and every event of a person is sealed under a cached key.
+
+`record_events` does it all in the caller's transaction. A server splits it in three, so
+that little happens while it holds the database's write lock: `prepare_batch` (no database),
+`plan_batch` (a read-only session: find the people, seal the events), then `store_batch`
+(the write: check that those people did not change meanwhile, then insert).
 """
 
 from __future__ import annotations
@@ -143,35 +148,44 @@ def decode_payload(opened: bytes) -> dict[str, str]:
 
 
 def _people(session: Session, clock: Clock, batch: PreparedBatch) -> tuple[list[str], list[str]]:
-    """Each event's person id, and the collection point it belongs to."""
-    events = batch.events
-    by_index = batch.visitor_indexes
-    by_visitor, rows = _known_visitors(session, by_index)
+    """Each event's person id, and the collection point it belongs to; visitors never seen
+    before become people."""
+    by_visitor, people = _known_visitors(session, batch.visitor_indexes)
     new = visitors_by_index(
-        session, clock, {d: v for d, v in by_index.items() if v not in by_visitor}
+        session, clock, {d: v for d, v in batch.visitor_indexes.items() if v not in by_visitor}
     )
     by_visitor.update(new)
-    rows.update({pid: _Who("visitor", False, None) for pid in new.values()})
-    named = {e.person_id for e in events if e.person_id is not None}
-    rows.update(_person_rows(session, named - set(rows)))
-    unknown = sorted(named - set(rows))
+    people.update({pid: _Who("visitor", False, None) for pid in new.values()})
+    _read_people(session, batch, people)
+    return _assign(batch.events, by_visitor, people)
+
+
+def _read_people(session: Session, batch: PreparedBatch, people: dict[str, _Who]) -> None:
+    """Add to `people` the persons the events name, and the users visitors were merged into."""
+    named = {e.person_id for e in batch.events if e.person_id is not None}
+    people.update(_person_rows(session, named - set(people)))
+    unknown = sorted(named - set(people))
     if unknown:
         raise NotFound(
             f"{len(unknown)} event(s) name a person who does not exist", code="person_not_found"
         )
     # A visitor merged into a user at sign-up: their events are the user's now (C14), and
     # stop with the user's erasure or objection.
-    rows.update(
-        _person_rows(session, {r.merged_into for r in rows.values() if r.merged_into} - set(rows))
-    )
-    owners = {pid: row.merged_into or pid for pid, row in rows.items()}
-    gone = {pid for pid, owner in owners.items() if rows[owner].gone}
+    merged_into = {r.merged_into for r in people.values() if r.merged_into} - set(people)
+    people.update(_person_rows(session, merged_into))
+
+
+def _assign(
+    events: Sequence[EventLike], by_visitor: Mapping[str, str], people: Mapping[str, _Who]
+) -> tuple[list[str], list[str]]:
+    owners = {pid: row.merged_into or pid for pid, row in people.items()}
+    gone = {pid for pid, owner in owners.items() if people[owner].gone}
     if gone:
         raise Conflict(
             f"{len(gone)} person(s) named in the batch were erased or objected", code="person_gone"
         )
     resolved = {
-        pid: (owner, "user_activity" if rows[owner].kind == "user" else "log_data")
+        pid: (owner, "user_activity" if people[owner].kind == "user" else "log_data")
         for pid, owner in owners.items()
     }
     pairs = [
@@ -285,6 +299,73 @@ def record_events(
     return store_batch(session, keys, clock, policy, actor=actor, batch=batch)
 
 
+Row = tuple[int, str, str, str, str, str, bytes]
+
+
+def _sealed_rows(
+    keys: KeyStore,
+    policy: CompiledPolicy,
+    batch: PreparedBatch,
+    *,
+    person_ids: list[str],
+    points: list[str],
+    at: str,
+) -> list[Row]:
+    """The batch's rows, each event sealed under the key of the person it belongs to."""
+    sealers = keys.sealers(person_ids, create=True)
+    version = policy.version
+    uids = new_record_ids(len(batch.events))
+    nonces = fresh_nonces(len(batch.events))
+    prefixes = {pid: _ad_prefix(pid) for pid in sealers}
+    rows = [
+        (
+            uid,
+            pid,
+            event.kind,
+            point,
+            version,
+            at,
+            sealers[pid].seal(payload, _bound(prefixes[pid], uid), nonce),
+        )
+        for uid, pid, point, event, payload, nonce in zip(
+            uids, person_ids, points, batch.events, batch.payloads, nonces, strict=True
+        )
+    ]
+    # Grouped by person, each person's index entries go in together instead of all over the
+    # index; the table itself is appended to in id order either way.
+    rows.sort(key=itemgetter(1))
+    return rows
+
+
+@dataclass(frozen=True)
+class PlannedBatch:
+    """A batch whose people were read, and whose events were sealed, before the write lock
+    was taken. `store_batch` stores these rows only if it finds those people unchanged."""
+
+    people: dict[str, _Who]
+    rows: list[Row]
+    received_at: dt.datetime
+
+
+def plan_batch(
+    session: Session, keys: KeyStore, clock: Clock, policy: CompiledPolicy, batch: PreparedBatch
+) -> PlannedBatch | None:
+    """Find the batch's people and seal its events in a read-only session, so that a server
+    does this work while another request holds the write lock. None if a visitor is new:
+    new people are made under the write lock."""
+    by_visitor, people = _known_visitors(session, batch.visitor_indexes)
+    if len(by_visitor) < len(batch.visitor_indexes):
+        return None
+    _read_people(session, batch, people)
+    person_ids, points = _assign(batch.events, by_visitor, people)
+    now = clock.now()
+    return PlannedBatch(
+        people,
+        _sealed_rows(keys, policy, batch, person_ids=person_ids, points=points, at=utc_text(now)),
+        now,
+    )
+
+
 def store_batch(
     session: Session,
     keys: KeyStore,
@@ -293,8 +374,12 @@ def store_batch(
     *,
     actor: str,
     batch: PreparedBatch,
+    planned: PlannedBatch | None = None,
 ) -> BatchReceipt:
-    """`record_events` for a batch already prepared (`prepare_batch`)."""
+    """`record_events` for a batch already prepared (`prepare_batch`), and perhaps planned
+    (`plan_batch`): the plan's rows are stored if none of its people changed since (an
+    erasure, an objection, a sign-up that took a visitor's history); else the batch's
+    people are found again in this transaction."""
     batch_key, events, digest = batch.key, batch.events, batch.digest
     earlier = session.get(EventBatch, batch_key)
     if earlier is not None:
@@ -303,7 +388,7 @@ def store_batch(
                 "this idempotency key was used for a different batch", code="idempotency_key_reused"
             )
         return BatchReceipt(batch_key, earlier.count, duplicate=True)
-    now = clock.now()
+    now = planned.received_at if planned is not None else clock.now()
     try:
         # Claim the key first, in a savepoint: a second request storing the same batch at
         # the same moment (PostgreSQL runs them side by side) gets a clear 409 to retry,
@@ -317,30 +402,12 @@ def store_batch(
             "another request is storing a batch under this idempotency key; retry it",
             code="idempotency_key_in_flight",
         ) from None
-    person_ids, points = _people(session, clock, batch)
-    sealers = keys.sealers(person_ids, create=True)
-    at = utc_text(now)
-    version = policy.version
-    uids = new_record_ids(len(events))
-    nonces = fresh_nonces(len(events))
-    prefixes = {pid: _ad_prefix(pid) for pid in sealers}
-    rows = [
-        (
-            uid,
-            pid,
-            event.kind,
-            point,
-            version,
-            at,
-            sealers[pid].seal(payload, _bound(prefixes[pid], uid), nonce),
-        )
-        for uid, pid, point, event, payload, nonce in zip(
-            uids, person_ids, points, events, batch.payloads, nonces, strict=True
-        )
-    ]
-    # Grouped by person, each person's index entries go in together instead of all over the
-    # index; the table itself is appended to in id order either way.
-    rows.sort(key=itemgetter(1))
+    if planned is not None and _person_rows(session, set(planned.people)) == planned.people:
+        rows = planned.rows
+    else:
+        person_ids, points = _people(session, clock, batch)
+        at = utc_text(now)
+        rows = _sealed_rows(keys, policy, batch, person_ids=person_ids, points=points, at=at)
     bulk_insert(session.connection(), "events", EVENT_COLUMNS, rows)
     record(
         session,
@@ -349,7 +416,7 @@ def store_batch(
             actor,
             "vault:events:recorded",
             f"batch:{digest[:16]}",
-            details={"events": len(rows), "people": len(set(person_ids))},
+            details={"events": len(rows), "people": len({row[1] for row in rows})},
         ),
     )
     return BatchReceipt(batch_key, len(rows), duplicate=False)

@@ -1,13 +1,15 @@
-"""The app as each worker process of `charter serve` builds it (CHARTER_WORKERS > 1)."""
+"""The app as a serving process builds it: `charter serve` itself, or each of its workers
+(CHARTER_WORKERS > 1), with the settings of the process that serve it best."""
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from fastapi import FastAPI
 
-from charter.boot import boot
-from charter.clock import SystemClock
+from charter.boot import Booted, boot
+from charter.clock import Clock, SystemClock
 from charter.settings import Settings
 from charter.web.app import create_app
 
@@ -19,15 +21,20 @@ from charter.web.app import create_app
 SWITCH_INTERVAL_S = 0.001
 
 
-def tune_process() -> None:
-    """Settings of the serving process itself, applied by `charter serve` and each worker."""
+def serving_app(settings: Settings, booted: Booted, clock: Clock) -> FastAPI:
+    """The app, and the process set up to serve it."""
+    app = create_app(settings, booted.policy, booted.db, booted.keys, clock=clock)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # What start-up loaded (modules, the compiled policy, the app) lives as long as the
+    # process: frozen, the collector no longer walks it on every full collection. A batch
+    # of 1,000 events allocates enough to set off one every 30 batches or so, and each
+    # walked the ~130,000 objects loaded at start (about 2.6 ms a batch, amortised).
+    gc.freeze()
+    return app
 
 
 def app_from_environment() -> FastAPI:
     """Boot from the CHARTER_* settings and build the app: uvicorn's factory for workers."""
-    tune_process()
     settings = Settings.from_env()
     clock = SystemClock()
-    booted = boot(settings, clock)
-    return create_app(settings, booted.policy, booted.db, booted.keys, clock=clock)
+    return serving_app(settings, boot(settings, clock), clock)
