@@ -40,7 +40,7 @@ def serve() -> None:
         try:
             Supervisor(settings.host, settings.port, settings.workers).run()
         except WorkerFailed as exc:
-            fail(f"{exc} (is {settings.host}:{settings.port} free?)")
+            fail(str(exc))
         return
     try:
         uvicorn.run(

@@ -1,13 +1,17 @@
-"""Several serving processes (CHARTER_WORKERS > 1), each accepting on its own socket.
+"""Several serving processes (CHARTER_WORKERS > 1), each accepting on a socket of its own.
 
-Every worker binds the address with SO_REUSEPORT, so the kernel spreads new connections
-across the workers. With one shared listening socket (uvicorn's own `workers=`), whichever
-process wakes first accepts every connection waiting, and a few busy keep-alive clients
-could all land on one process while the other idled.
+The supervisor binds one listening socket per worker, all on the same address with
+SO_REUSEPORT, before it starts any worker; the kernel then hands each new connection to one
+of the sockets by a hash of its address. With one shared listening socket (uvicorn's own
+`workers=`), whichever process wakes first accepts every connection waiting, and a few busy
+keep-alive clients could all land on one process while the other idled. Because the sockets
+listen from the start, a connection handed to a worker that is still starting waits in its
+socket's queue for a second instead of going to the workers already up.
 
-The supervisor restarts a worker that dies after it has served, and stops the others and
-fails if a worker cannot start (the port is taken, say); SIGINT or SIGTERM stops them all,
-and workers whose supervisor was killed stop on their own.
+A worker that dies is restarted on the same socket, so the connections queued there wait
+for its successor. A worker that dies as it starts stops the others and the supervisor
+fails; SIGINT or SIGTERM stops them all, and workers whose supervisor was killed stop on
+their own.
 """
 
 from __future__ import annotations
@@ -27,39 +31,43 @@ STARTUP_GRACE_S = 10.0
 CHECK_S = 0.5
 # How long stopping workers get to finish the requests they hold before they are killed.
 STOP_TIMEOUT_S = 10.0
+# Connections a socket queues while its worker is busy or starting (uvicorn's default).
+BACKLOG = 2048
 
 
 class WorkerFailed(Exception):
-    """A worker process could not start; the message says which exit code it gave."""
+    """The workers could not listen, or one could not start; the message says which."""
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to `host:port` that other workers may bind too (SO_REUSEPORT)."""
+    """A socket listening on `host:port` that other workers' sockets may share
+    (SO_REUSEPORT). Raises `WorkerFailed` if the address cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-    except OSError:
+        sock.listen(BACKLOG)
+    except OSError as exc:
         sock.close()
-        raise
+        raise WorkerFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sock
 
 
-def serve_worker(host: str, port: int) -> None:  # pragma: no cover - the worker process
+def serve_worker(descriptor: int) -> None:  # pragma: no cover - the worker process
+    """Serve the app on the listening socket the supervisor handed down."""
     import uvicorn  # noqa: PLC0415 - the web stack is loaded in the worker, not the supervisor
 
     threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
-    try:
-        sock = listening_socket(host, port)
-    except OSError as exc:
-        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock = socket.socket(fileno=descriptor)
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
         "charter.web.server:app_from_environment",
         factory=True,
         host=host,
         port=port,
+        backlog=BACKLOG,
         log_level="warning",
         access_log=False,
     )
@@ -79,43 +87,52 @@ class Supervisor:
 
     def __init__(self, host: str, port: int, count: int) -> None:
         self._host, self._port, self._count = host, port, count
-        self._workers: dict[subprocess.Popen[bytes], float] = {}
+        # Each worker process, the socket it serves, and when it was started.
+        self._workers: dict[subprocess.Popen[bytes], tuple[socket.socket, float]] = {}
         self._stopping = False
 
     def run(self) -> None:
-        """Serve until SIGINT or SIGTERM; raise `WorkerFailed` if a worker cannot start."""
+        """Serve until SIGINT or SIGTERM; raise `WorkerFailed` if the workers cannot
+        listen or a worker cannot start."""
         previous = {
             number: signal.signal(number, self._ask_to_stop)
             for number in (signal.SIGINT, signal.SIGTERM)
         }
+        sockets: list[socket.socket] = []
         try:
             for _ in range(self._count):
-                self._start()
+                sockets.append(listening_socket(self._host, self._port))
+            for sock in sockets:
+                self._start(sock)
             while not self._stopping:
                 self._watch()
         finally:
             self._stop_all()
+            for sock in sockets:
+                sock.close()
             for number, handler in previous.items():
                 signal.signal(number, handler)
 
     def _ask_to_stop(self, _number: int, _frame: FrameType | None) -> None:
         self._stopping = True
 
-    def _start(self) -> None:
-        command = [sys.executable, "-m", __name__, self._host, str(self._port)]
-        self._workers[subprocess.Popen(command)] = time.monotonic()  # noqa: S603 - our own
+    def _start(self, sock: socket.socket) -> None:
+        descriptor = sock.fileno()
+        command = [sys.executable, "-m", __name__, str(descriptor)]
+        process = subprocess.Popen(command, pass_fds=(descriptor,))  # noqa: S603 - our own
+        self._workers[process] = (sock, time.monotonic())
 
     def _watch(self) -> None:
         time.sleep(CHECK_S)
         for process in [p for p in self._workers if p.poll() is not None]:
-            started = self._workers.pop(process)
+            sock, started = self._workers.pop(process)
             if self._stopping:
                 continue
             if time.monotonic() - started < STARTUP_GRACE_S:
                 raise WorkerFailed(
                     f"a worker process exited with code {process.returncode} as it started"
                 )
-            self._start()
+            self._start(sock)
 
     def _stop_all(self) -> None:
         for process in self._workers:
@@ -132,4 +149,4 @@ class Supervisor:
 
 
 if __name__ == "__main__":  # pragma: no cover - how the supervisor starts each worker
-    serve_worker(sys.argv[1], int(sys.argv[2]))
+    serve_worker(int(sys.argv[1]))
