@@ -240,6 +240,10 @@ class Database:
         )
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False, **options)
         self._writers = _SqliteWriters(engine.url.database) if self.is_sqlite else None
+        # `quick_reading`: in a test, the test's own connection; else one kept for it.
+        self._quick_bound = connection is not None
+        self._quick: Connection | None = None
+        self._quick_lock = threading.Lock()
 
     @classmethod
     def connect(cls, url: str, *, pooled: bool = True) -> Database:
@@ -272,7 +276,39 @@ class Database:
                 session.rollback()
                 raise
 
+    @property
+    def reads_quickly(self) -> bool:
+        """Whether a read of a few indexed rows costs less than a hand-off to a thread and
+        back: on SQLite, a local file, it does; PostgreSQL is a round trip away."""
+        return self.is_sqlite
+
+    @contextlib.contextmanager
+    def quick_reading(self) -> Iterator[Session]:
+        """`reading()` for a few indexed rows on the event loop's own thread (see
+        `reads_quickly`). It runs on a connection of its own, never one from the pool:
+        threads hold pooled connections while they work, and a loop that waited for one
+        would wait for work that needs the loop to finish."""
+        if self._quick_bound or not self._quick_lock.acquire(blocking=False):
+            # In a test, or (never on one event loop) if the connection is in use already.
+            with self.reading() as session:
+                yield session
+            return
+        try:
+            if self._quick is None:
+                # Outside the pool: a pooled connection kept for this would leave the pool
+                # one short for everyone else.
+                url = self.engine.url.render_as_string(hide_password=False)
+                self._quick = make_engine(url, poolclass=NullPool).connect()
+            with Session(bind=self._quick, expire_on_commit=False) as session:
+                yield session
+        finally:
+            self._quick_lock.release()
+
     def dispose(self) -> None:
+        if self._quick is not None:
+            self._quick.close()
+            self._quick.engine.dispose()
+            self._quick = None
         self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
