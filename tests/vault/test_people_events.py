@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,8 +21,6 @@ from charter.policy.compiled import CompiledPolicy
 from charter.vault.events import (
     MAX_BATCH,
     IncomingEvent,
-    PlannedBatch,
-    PreparedBatch,
     plan_batch,
     prepare_batch,
     record_events,
@@ -450,26 +449,42 @@ def test_the_same_batch_sent_twice_at_once_is_stored_once_and_never_fails_badly(
     assert stored == len(events)
 
 
-Planned = tuple[PreparedBatch, PlannedBatch, CompiledPolicy]
+@dataclass(frozen=True)
+class PlannedClick:
+    """The visitor `vid-plan`, who has one click stored and a second one planned: its
+    people read and the click sealed, as a server does before it takes the write lock."""
+
+    visitor: str
+    store: Callable[[], None]
 
 
-def _planned(
-    db: Database, keys: SqlKeyStore, clock: FixedClock, policy: CompiledPolicy, key: str
-) -> Planned:
-    """A batch of one click by the visitor `vid-plan`, read and sealed as a server does
-    before it takes the write lock."""
+@pytest.fixture
+def planned_click(
+    *,
+    client: TestClient,
+    service: Headers,
+    db: Database,
+    keys: SqlKeyStore,
+    clock: FixedClock,
+    omni_compiled: CompiledPolicy,
+) -> PlannedClick:
+    first = post_events(client, service, "plan-0001", [event(visitor_id="vid-plan")])
+    assert first.status_code == 200, first.text
+    visitor = visitor_person(db, keys, "vid-plan")
+    assert visitor is not None
     click = IncomingEvent(kind="click", time=clock.now(), visitor_id="vid-plan", item="cta")
-    batch = prepare_batch(keys, batch_key=key, events=[click])
+    batch = prepare_batch(keys, batch_key="plan-0002", events=[click])
     with db.reading() as session:
-        plan = plan_batch(session, keys, clock, policy, batch)
+        plan = plan_batch(session, keys, clock, omni_compiled, batch)
     assert plan is not None
-    return batch, plan, policy
 
+    def store() -> None:
+        with db.writing() as session:
+            store_batch(
+                session, keys, clock, omni_compiled, actor="test", batch=batch, planned=plan
+            )
 
-def _store(db: Database, keys: SqlKeyStore, clock: FixedClock, planned: Planned) -> None:
-    batch, plan, policy = planned
-    with db.writing() as session:
-        store_batch(session, keys, clock, policy, actor="test", batch=batch, planned=plan)
+    return PlannedClick(visitor, store)
 
 
 def _events_by_owner(db: Database) -> set[tuple[str, str]]:
@@ -479,75 +494,48 @@ def _events_by_owner(db: Database) -> set[tuple[str, str]]:
 
 
 def test_a_batch_planned_before_the_write_lock_follows_a_sign_up_made_meanwhile(
-    *,
-    client: TestClient,
-    service: Headers,
-    db: Database,
-    keys: SqlKeyStore,
-    clock: FixedClock,
-    omni_compiled: CompiledPolicy,
+    client: TestClient, service: Headers, db: Database, planned_click: PlannedClick
 ) -> None:
-    first = post_events(client, service, "plan-0001", [event(visitor_id="vid-plan")])
-    assert first.status_code == 200, first.text
-    visitor = visitor_person(db, keys, "vid-plan")
-    planned = _planned(db, keys, clock, omni_compiled, "plan-0002")
-
     # Between the plan and the write, the visitor signs up: the click is the user's (C14).
     user = sign_up(client, service, "ada@example.com", visitor_id="vid-plan").json()["person_id"]
-    _store(db, keys, clock, planned)
+    planned_click.store()
 
-    assert _events_by_owner(db) == {(visitor, "log_data"), (user, "user_activity")}
+    assert _events_by_owner(db) == {
+        (planned_click.visitor, "log_data"),
+        (user, "user_activity"),
+    }
     seen = use(client, service, user, "service_improvement", ["usage.clicks"])
     assert seen.status_code == 200, seen.text
     assert [v["value"] for v in seen.json()["values"] if v["field"] == "item"] == ["cta"]
 
 
 def test_a_batch_planned_before_the_write_lock_is_refused_if_its_person_objected_meanwhile(
-    *,
-    client: TestClient,
-    service: Headers,
-    db: Database,
-    keys: SqlKeyStore,
-    clock: FixedClock,
-    omni_compiled: CompiledPolicy,
+    db: Database, clock: FixedClock, planned_click: PlannedClick
 ) -> None:
-    first = post_events(client, service, "plan-0003", [event(visitor_id="vid-plan")])
-    assert first.status_code == 200, first.text
-    visitor = visitor_person(db, keys, "vid-plan")
-    assert visitor is not None
-    planned = _planned(db, keys, clock, omni_compiled, "plan-0004")
-
     with db.writing() as session:
-        get_person(session, visitor).objected_at = clock.now()
+        get_person(session, planned_click.visitor).objected_at = clock.now()
     with pytest.raises(Conflict) as refused:
-        _store(db, keys, clock, planned)
+        planned_click.store()
 
     assert refused.value.code == "person_gone"
     assert stored_events(db) == 1
 
 
 def test_a_batch_planned_before_the_write_lock_stores_nothing_for_a_person_erased_meanwhile(
-    *,
     client: TestClient,
-    service: Headers,
     db: Database,
     keys: SqlKeyStore,
-    clock: FixedClock,
-    omni_compiled: CompiledPolicy,
     make_key: Callable[[str], str],
+    planned_click: PlannedClick,
 ) -> None:
-    first = post_events(client, service, "plan-0005", [event(visitor_id="vid-plan")])
-    assert first.status_code == 200, first.text
-    visitor = visitor_person(db, keys, "vid-plan")
-    planned = _planned(db, keys, clock, omni_compiled, "plan-0006")
-
-    erased = client.delete(f"/v1/people/{visitor}", headers=bearer(make_key("privacy_officer")))
+    erased = client.delete(
+        f"/v1/people/{planned_click.visitor}", headers=bearer(make_key("privacy_officer"))
+    )
     assert erased.status_code == 200, erased.text
-    _store(db, keys, clock, planned)
+    planned_click.store()
 
     # Erasure forgot the visitor id, so the click starts a new visitor: nothing is stored
     # under the erased person, and nothing under a key that was destroyed.
-    owners = _events_by_owner(db)
     newcomer = visitor_person(db, keys, "vid-plan")
-    assert owners == {(newcomer, "log_data")}
-    assert newcomer != visitor
+    assert _events_by_owner(db) == {(str(newcomer), "log_data")}
+    assert newcomer != planned_click.visitor

@@ -37,16 +37,25 @@ def wait_until_gone(processes: list[psutil.Process], timeout: float = 30) -> lis
     return alive
 
 
-@pytest.mark.slow
-def test_every_worker_takes_connections_and_sigterm_stops_them_all(
+@pytest.fixture
+def serving(
     environment: dict[str, str], server: Callable[[], Server]
-) -> None:
+) -> tuple[Server, list[psutil.Process]]:
+    """`charter serve` with two workers, started; the server and its worker processes."""
     environment["CHARTER_WORKERS"] = str(WORKERS)
     charter(environment, "init")
-    headers = service_key(environment)
     running = server()
     workers = workers_of(running)
     assert len(workers) == WORKERS
+    return running, workers
+
+
+@pytest.mark.slow
+def test_every_worker_takes_connections_and_sigterm_stops_them_all(
+    environment: dict[str, str], serving: tuple[Server, list[psutil.Process]]
+) -> None:
+    running, workers = serving
+    headers = service_key(environment)
     port = int(environment["CHARTER_PORT"])
 
     clients = [httpx.Client(base_url=running.base, headers=headers) for _ in range(CLIENTS)]
@@ -72,14 +81,9 @@ def test_every_worker_takes_connections_and_sigterm_stops_them_all(
 
 @pytest.mark.slow
 def test_workers_stop_on_their_own_when_their_supervisor_is_killed(
-    environment: dict[str, str], server: Callable[[], Server]
+    serving: tuple[Server, list[psutil.Process]],
 ) -> None:
-    environment["CHARTER_WORKERS"] = str(WORKERS)
-    charter(environment, "init")
-    running = server()
-    workers = workers_of(running)
-    assert len(workers) == WORKERS
-
+    running, workers = serving
     running.kill()  # SIGKILL: the supervisor cannot pass anything on
 
     assert wait_until_gone(workers) == []
