@@ -24,6 +24,7 @@ from charter.vault.events import event_ad
 from charter.vault.keystore import SqlKeyStore
 from charter.web.app import create_app
 from tests.conftest import bearer
+from tests.vault.test_people_events import visitor_person
 
 NAME = "Zebulon Testperson"
 EMAIL = "zebulon.testperson@example.com"
@@ -306,3 +307,38 @@ def test_erasing_twice_is_safe(client: TestClient, make_key: Callable[[str], str
         },
     )
     assert again.status_code == 409
+
+
+def test_erasing_by_the_id_of_a_visitor_who_signed_up_erases_the_user(
+    client: TestClient, db: Database, keys: SqlKeyStore, make_key: Callable[[str], str]
+) -> None:
+    service = bearer(make_key("service_client"))
+    officer = bearer(make_key("privacy_officer"))
+    post_events(client, service, "merged-visitor-1", {"visitor_id": VISITOR})
+    visitor = visitor_person(db, keys, VISITOR)
+    user = collect(
+        client,
+        service,
+        {
+            "collection_point": "sign_up",
+            "person": {"visitor_id": VISITOR},
+            "fields": {"name": NAME, "email": EMAIL},
+        },
+    )
+
+    erased = client.delete(f"/v1/people/{visitor}", headers=officer)
+
+    assert erased.status_code == 200, erased.text
+    assert erased.json() == {
+        "person_id": user,
+        "keys_destroyed": 2,
+        "records_deleted": 2,
+        "events_deleted": 3,
+    }
+    refused = client.post(
+        f"/v1/people/{user}/use",
+        headers=service,
+        json={"purpose": "registration_authentication", "categories": ["identity.name"]},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["decision"]["code"] == "person_erased"

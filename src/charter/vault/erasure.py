@@ -16,7 +16,7 @@ from charter.clock import Clock
 from charter.consent.choices import forget_choices
 from charter.vault.keystore import KeyStore
 from charter.vault.models import LogEvent, Person, Record, VisitorId
-from charter.vault.people import get_person, household
+from charter.vault.people import household, owner_of
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,9 @@ class ErasureReceipt:
 def erase_person(
     session: Session, keys: KeyStore, clock: Clock, *, actor: str, person_id: str
 ) -> ErasureReceipt:
-    """Make a person's data unreadable at once, then remove it; safe to repeat."""
-    person = get_person(session, person_id)
+    """Make a person's data unreadable at once, then remove it; safe to repeat. The id of
+    a visitor who signed up stands for the user they became (C14): the user is erased."""
+    person = owner_of(session, person_id)
     members = household(session, person.id)
     destroyed = keys.destroy(members)
     records = session.execute(delete(Record).where(Record.person_id.in_(members)))
