@@ -13,6 +13,7 @@ from charter.db import make_engine
 from charter.vault.crypto import DecryptionFailed, new_key
 from charter.vault.keystore import (
     KeyStore,
+    MasterKeyChanged,
     MasterKeyMismatch,
     MemoryKeyStore,
     SqlKeyStore,
@@ -187,3 +188,22 @@ def test_another_process_forgets_a_destroyed_key_once_its_cache_entry_expires(
     assert SqlKeyStore(empty_engine, master).sealer("p-1") is None
     with pytest.raises(DecryptionFailed):
         SqlKeyStore(empty_engine, master).sealers(["p-1"], create=True)["p-1"].open(sealed, WHERE)
+
+
+def test_a_server_left_on_the_old_master_key_refuses_instead_of_writing_keys_none_could_open(
+    empty_engine: Engine, master: bytes
+) -> None:
+    """`charter keys rotate-master` while a server still runs with the old master key."""
+    running = SqlKeyStore(empty_engine, master, cache_ttl_s=0)  # nothing stays cached
+    running.sealers(["known"], create=True)
+    new_master = new_key()
+    SqlKeyStore(empty_engine, master).rewrap(new_master)
+
+    with pytest.raises(MasterKeyChanged) as creating:
+        running.sealers(["newcomer"], create=True)
+    assert creating.value.code == "master_key_changed"
+    with pytest.raises(MasterKeyChanged):
+        running.sealer("known")
+    restarted = SqlKeyStore(empty_engine, new_master)
+    assert restarted.sealer("newcomer") is None  # nothing was wrapped under the old key
+    assert restarted.sealer("known") is not None

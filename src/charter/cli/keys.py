@@ -71,10 +71,11 @@ def revoke(
 def rotate_master(as_json: JsonFlag = False) -> None:
     """Re-wrap all data keys under a new master key, without re-encrypting the data.
 
-    Stop every Charter server that uses this key store first: a server still running with the
-    old key would wrap the keys it creates afterwards under the key that no longer opens the
-    store. With a key file, the new key replaces it; with CHARTER_MASTER_KEY, the new key is
-    printed once and must be set before the next start.
+    Stop every Charter server that uses this key store first, and start them again after: a
+    server still running with the old key can no longer open keys it has not cached, nor
+    make new ones, and answers 503 (master_key_changed) until it is restarted; it never
+    wraps a key under the old master key. With a key file, the new key replaces it; with
+    CHARTER_MASTER_KEY, the new key is printed once and must be set before the next start.
     """
     settings = context.settings()
     key_file = settings.master_key_file if settings.master_key is None else None

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, LargeBinary, MetaData, String, delete, inspect, s
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from charter.db import UTCDateTime, in_chunks
+from charter.errors import CharterError
 from charter.vault.crypto import DecryptionFailed, Sealer, new_key
 
 _CHECK_PLAINTEXT = b"charter master key check"
@@ -28,6 +29,15 @@ _RESERVED = frozenset({_CHECK_ID, _INDEX_ID})
 
 class MasterKeyMismatch(Exception):
     """The master key given cannot unwrap the keys in the store."""
+
+
+class MasterKeyChanged(CharterError):
+    """The store was re-wrapped under another master key after this process opened it
+    (`charter keys rotate-master` while a server ran): this process can neither open the
+    keys nor wrap new ones that the store's master key would open."""
+
+    status = 503
+    code = "master_key_changed"
 
 
 class KeyStore(Protocol):
@@ -116,6 +126,11 @@ class _Cache:
             self._items.clear()
 
 
+_LOCK_CHECK_ROW = (
+    select(WrappedKey.person_id).where(WrappedKey.person_id == _CHECK_ID).with_for_update(read=True)
+)
+
+
 def keystore_in_use(engine: Engine) -> bool:
     """True if this key store was already set up under some master key."""
     if not inspect(engine).has_table(WrappedKey.__tablename__):
@@ -137,6 +152,9 @@ class SqlKeyStore:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
+        # Writes on SQLite begin IMMEDIATE (see `charter.db`): the check of the master key
+        # and the keys written after it are one atomic step.
+        self._writer = engine.execution_options(charter_write=True)
         self._master = Sealer(master)
         self._cache = _Cache(cache_size, cache_ttl_s, monotonic)
         self._index_key: bytes | None = None
@@ -182,27 +200,59 @@ class SqlKeyStore:
                 for row in session.scalars(
                     select(WrappedKey).where(WrappedKey.person_id.in_(chunk))
                 ):
-                    key = self._master.open(row.wrapped, _associated(row.person_id))
-                    found[row.person_id] = Sealer(key)
+                    found[row.person_id] = Sealer(self._unwrap(session, row))
                     self._cache.put(row.person_id, found[row.person_id])
-            if create:
-                now = dt.datetime.now(dt.UTC)
-                for person_id in missing:
-                    if person_id in found:
-                        continue
-                    key = new_key()
-                    session.add(
-                        WrappedKey(
-                            person_id=person_id,
-                            created_at=now,
-                            wrapped=self._master.seal(key, _associated(person_id)),
-                        )
-                    )
-                    found[person_id] = Sealer(key)
-                session.commit()
-                for person_id in missing:
-                    self._cache.put(person_id, found[person_id])
+        new = [person_id for person_id in missing if person_id not in found]
+        if create and new:
+            found.update(self._create(new))
         return found
+
+    def _unwrap(self, session: Session, row: WrappedKey) -> bytes:
+        try:
+            return self._master.open(row.wrapped, _associated(row.person_id))
+        except DecryptionFailed:
+            self._ensure_master(session)
+            raise  # the master key is right: this one row is damaged
+
+    def _ensure_master(self, session: Session) -> None:
+        """Raise `MasterKeyChanged` unless this process's master key still opens the store."""
+        check = session.get(WrappedKey, _CHECK_ID)
+        try:
+            if check is None:
+                raise DecryptionFailed("the check row is gone")
+            self._master.open(check.wrapped, _associated(_CHECK_ID))
+        except DecryptionFailed:
+            raise MasterKeyChanged(
+                "the key store's master key was changed after this server started; "
+                "restart it with the new key",
+            ) from None
+
+    def _create(self, person_ids: list[str]) -> dict[str, Sealer]:
+        """New keys for `person_ids`, wrapped only after checking, in the same transaction,
+        that the master key still opens the store: a key wrapped under a replaced master
+        key could never be opened again, nor anything sealed under it."""
+        created: dict[str, Sealer] = {}
+        with Session(self._writer) as session:
+            # The check row locked for reading: a rotation locks it first (see `rewrap`),
+            # so either it waits for these keys and re-wraps them, or they wait for it and
+            # find the new master key here.
+            session.execute(_LOCK_CHECK_ROW)
+            self._ensure_master(session)
+            now = dt.datetime.now(dt.UTC)
+            for person_id in person_ids:
+                key = new_key()
+                session.add(
+                    WrappedKey(
+                        person_id=person_id,
+                        created_at=now,
+                        wrapped=self._master.seal(key, _associated(person_id)),
+                    )
+                )
+                created[person_id] = Sealer(key)
+            session.commit()
+        for person_id, sealer in created.items():
+            self._cache.put(person_id, sealer)
+        return created
 
     def index_key(self) -> bytes:
         if self._index_key is None:
@@ -235,7 +285,11 @@ class SqlKeyStore:
     def rewrap(self, new_master: bytes) -> int:
         sealer = Sealer(new_master)
         count = 0
-        with Session(self.engine) as session:
+        with Session(self._writer) as session:
+            # Lock the check row before reading the keys: a server creating keys meanwhile
+            # either finishes first (its keys are read below and re-wrapped) or waits and
+            # then finds the new master key (`_create`).
+            session.execute(_LOCK_CHECK_ROW.with_for_update())
             for row in session.scalars(select(WrappedKey)):
                 plain = self._master.open(row.wrapped, _associated(row.person_id))
                 row.wrapped = sealer.seal(plain, _associated(row.person_id))
