@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,18 @@ from charter.settings import Settings
 from charter.staff.service import add_staff, create_key
 from charter.vault.collection import record_ad
 from charter.vault.crypto import DecryptionFailed, Sealer
-from charter.vault.events import event_ad
+from charter.vault.erasure import erase_person
+from charter.vault.events import (
+    IncomingEvent,
+    event_ad,
+    plan_batch,
+    prepare_batch,
+    record_events,
+    store_batch,
+)
 from charter.vault.keystore import SqlKeyStore
 from charter.web.app import create_app
-from tests.conftest import bearer
+from tests.conftest import BACKEND, bearer
 from tests.vault.test_people_events import visitor_person
 
 NAME = "Zebulon Testperson"
@@ -342,3 +352,63 @@ def test_erasing_by_the_id_of_a_visitor_who_signed_up_erases_the_user(
     )
     assert refused.status_code == 403
     assert refused.json()["decision"]["code"] == "person_erased"
+
+
+def _people_waiting_for_a_lock(db: Database) -> int:
+    with db.engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT COUNT(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+        )
+
+
+@pytest.mark.skipif(
+    BACKEND != "postgres", reason="SQLite runs one writer at a time: nothing can overlap"
+)
+def test_an_erasure_while_a_batch_for_the_person_is_being_stored_leaves_none_of_it(
+    committed_db: Database, keys: SqlKeyStore, clock: FixedClock, omni_compiled: CompiledPolicy
+) -> None:
+    def click(number: int) -> IncomingEvent:
+        return IncomingEvent(kind="click", time=clock.now(), visitor_id=VISITOR, item=f"{number}")
+
+    with committed_db.writing() as session:
+        record_events(
+            session,
+            keys,
+            clock,
+            omni_compiled,
+            actor="test",
+            batch_key="race-0001",
+            events=[click(1)],
+        )
+    visitor = visitor_person(committed_db, keys, VISITOR)
+    assert visitor is not None
+    batch = prepare_batch(keys, batch_key="race-0002", events=[click(2)])
+    with committed_db.reading() as session:
+        planned = plan_batch(session, keys, clock, omni_compiled, batch)
+
+    def erase() -> None:
+        with committed_db.writing() as session:
+            erase_person(session, keys, clock, actor="test", person_id=visitor)
+
+    erasure = threading.Thread(target=erase)
+    with committed_db.writing() as session:
+        store_batch(session, keys, clock, omni_compiled, actor="test", batch=batch, planned=planned)
+        # The batch is written but not committed when the erasure starts: the erasure must
+        # wait for it (and then delete it too), not finish around it.
+        erasure.start()
+        deadline = time.monotonic() + 60
+        while erasure.is_alive() and not _people_waiting_for_a_lock(committed_db):
+            assert time.monotonic() < deadline, "the erasure neither waited nor finished"
+            time.sleep(0.01)  # polling for the erasure to reach its lock, not measuring
+    erasure.join(timeout=60)
+
+    with committed_db.reading() as session:
+        left = session.execute(
+            text("SELECT COUNT(*) FROM events WHERE person_id = :p"), {"p": visitor}
+        ).scalar_one()
+    assert left == 0

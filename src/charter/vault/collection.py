@@ -17,9 +17,9 @@ from charter.vault.identifiers import BlindIndex, new_person_id, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
 from charter.vault.people import (
+    active_owner_id,
     ensure_active,
     new_person,
-    owner_of,
     person_by_email,
     sign_up,
     visitors,
@@ -139,7 +139,7 @@ def _person_for(
                 "data from another source is about a known person: give person_id",
                 code="person_required",
             )
-        return _active_owner(session, submission.person_id)
+        return active_owner_id(session, submission.person_id)
     if point.creates_user:
         visitor_ids = [v for v in (submission.visitor_id, *submission.extra_visitor_ids) if v]
         user = sign_up(
@@ -152,7 +152,7 @@ def _person_for(
         )
         return user.id
     if submission.person_id is not None:
-        return _active_owner(session, submission.person_id)
+        return active_owner_id(session, submission.person_id)
     separate = next((_KIND_OF_SUBJECT[s] for s in point.subjects if s in _KIND_OF_SUBJECT), None)
     if point.readable_by_roles is not None and separate is not None:
         # Kept apart from customer data (C6): a new person, never linked to a visitor.
@@ -161,7 +161,7 @@ def _person_for(
         return _sender(session, clock, index, separate, _email_field(point, submission.fields))
     if submission.visitor_id is not None:
         person_id = visitors(session, clock, index, [submission.visitor_id])[submission.visitor_id]
-        return _active_owner(session, person_id)
+        return active_owner_id(session, person_id)
     raise Unprocessable(
         "say who the data is about: person_id or visitor_id", code="person_required"
     )
@@ -177,13 +177,6 @@ def _sender(session: Session, clock: Clock, index: BlindIndex, kind: str, email:
     person = new_person(session, clock, kind)
     person.email_index = index.email(email) if email else None
     return person.id
-
-
-def _active_owner(session: Session, person_id: str) -> str:
-    """Whose the data is (a visitor who signed up: the user), refused if they are gone."""
-    owner = owner_of(session, person_id)
-    ensure_active(owner)
-    return owner.id
 
 
 def collect(

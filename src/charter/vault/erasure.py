@@ -34,6 +34,10 @@ def erase_person(
     a visitor who signed up stands for the user they became (C14): the user is erased."""
     person = owner_of(session, person_id)
     members = household(session, person.id)
+    # Their rows locked first: a batch of events or a submission for them that is being
+    # stored (it holds these rows shared, see `vault.events`) commits before the deletes
+    # below, which then take its rows too; one that starts later finds them erased.
+    session.execute(select(Person.id).where(Person.id.in_(members)).with_for_update())
     destroyed = keys.destroy(members)
     records = session.execute(delete(Record).where(Record.person_id.in_(members)))
     events = session.execute(delete(LogEvent).where(LogEvent.person_id.in_(members)))

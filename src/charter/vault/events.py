@@ -149,21 +149,24 @@ def decode_payload(opened: bytes) -> dict[str, str]:
 
 def _people(session: Session, clock: Clock, batch: PreparedBatch) -> tuple[list[str], list[str]]:
     """Each event's person id, and the collection point it belongs to; visitors never seen
-    before become people."""
-    by_visitor, people = _known_visitors(session, batch.visitor_indexes)
+    before become people. The people's rows stay locked until the batch commits (see
+    `_person_rows`)."""
+    by_visitor, people = _known_visitors(session, batch.visitor_indexes, lock=True)
     new = visitors_by_index(
         session, clock, {d: v for d, v in batch.visitor_indexes.items() if v not in by_visitor}
     )
     by_visitor.update(new)
     people.update({pid: _Who("visitor", False, None) for pid in new.values()})
-    _read_people(session, batch, people)
+    _read_people(session, batch, people, lock=True)
     return _assign(batch.events, by_visitor, people)
 
 
-def _read_people(session: Session, batch: PreparedBatch, people: dict[str, _Who]) -> None:
+def _read_people(
+    session: Session, batch: PreparedBatch, people: dict[str, _Who], *, lock: bool
+) -> None:
     """Add to `people` the persons the events name, and the users visitors were merged into."""
     named = {e.person_id for e in batch.events if e.person_id is not None}
-    people.update(_person_rows(session, named - set(people)))
+    people.update(_person_rows(session, named - set(people), lock=lock))
     unknown = sorted(named - set(people))
     if unknown:
         raise NotFound(
@@ -172,7 +175,7 @@ def _read_people(session: Session, batch: PreparedBatch, people: dict[str, _Who]
     # A visitor merged into a user at sign-up: their events are the user's now (C14), and
     # stop with the user's erasure or objection.
     merged_into = {r.merged_into for r in people.values() if r.merged_into} - set(people)
-    people.update(_person_rows(session, merged_into))
+    people.update(_person_rows(session, merged_into, lock=lock))
 
 
 def _assign(
@@ -219,26 +222,39 @@ _KNOWN_VISITORS = (
 _PEOPLE_BY_ID = f"SELECT {_PERSON_COLUMNS} FROM people p WHERE p.id IN ({{marks}})"  # noqa: S608
 
 
+def _locking(session: Session, sql: str, *, lock: bool) -> str:
+    """`sql`, made to lock the people rows it reads until the transaction ends, when `lock`.
+
+    On PostgreSQL an erasure locks its people's rows before it deletes their events (see
+    `vault.erasure`), so a batch for them either commits first, and is deleted with the
+    rest, or waits and then finds them erased. SQLite runs one writer at a time: nothing
+    to lock.
+    """
+    if lock and session.get_bind().dialect.name == "postgresql":
+        return sql + " FOR SHARE OF p"
+    return sql
+
+
 def _known_visitors(
-    session: Session, by_index: Mapping[str, str]
+    session: Session, by_index: Mapping[str, str], *, lock: bool = False
 ) -> tuple[dict[str, str], dict[str, _Who]]:
     """Visitor id -> person id for the visitors seen before, and those people, in one query."""
     by_visitor: dict[str, str] = {}
     rows: dict[str, _Who] = {}
+    sql = _locking(session, _KNOWN_VISITORS, lock=lock)
     for digest, person_id, kind, gone, merged_into in select_in(
-        session.connection(), _KNOWN_VISITORS, by_index
+        session.connection(), sql, by_index
     ):
         by_visitor[by_index[digest]] = person_id
         rows[person_id] = _Who.of(kind, gone, merged_into)
     return by_visitor, rows
 
 
-def _person_rows(session: Session, person_ids: set[str]) -> dict[str, _Who]:
+def _person_rows(session: Session, person_ids: set[str], *, lock: bool) -> dict[str, _Who]:
+    sql = _locking(session, _PEOPLE_BY_ID, lock=lock)
     return {
         person_id: _Who.of(kind, gone, merged_into)
-        for person_id, kind, gone, merged_into in select_in(
-            session.connection(), _PEOPLE_BY_ID, person_ids
-        )
+        for person_id, kind, gone, merged_into in select_in(session.connection(), sql, person_ids)
     }
 
 
@@ -356,7 +372,7 @@ def plan_batch(
     by_visitor, people = _known_visitors(session, batch.visitor_indexes)
     if len(by_visitor) < len(batch.visitor_indexes):
         return None
-    _read_people(session, batch, people)
+    _read_people(session, batch, people, lock=False)
     person_ids, points = _assign(batch.events, by_visitor, people)
     now = clock.now()
     return PlannedBatch(
@@ -364,6 +380,11 @@ def plan_batch(
         _sealed_rows(keys, policy, batch, person_ids=person_ids, points=points, at=utc_text(now)),
         now,
     )
+
+
+def _unchanged(session: Session, planned: PlannedBatch) -> bool:
+    """Whether the plan's people are as it read them; their rows stay locked till commit."""
+    return _person_rows(session, set(planned.people), lock=True) == planned.people
 
 
 def store_batch(
@@ -402,7 +423,7 @@ def store_batch(
             "another request is storing a batch under this idempotency key; retry it",
             code="idempotency_key_in_flight",
         ) from None
-    if planned is not None and _person_rows(session, set(planned.people)) == planned.people:
+    if planned is not None and _unchanged(session, planned):
         rows = planned.rows
     else:
         person_ids, points = _people(session, clock, batch)

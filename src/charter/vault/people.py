@@ -103,14 +103,20 @@ def owner_of(session: Session, person_id: str) -> Person:
 
 
 _PEOPLE = table_of(Person)
-_STANDING = select(_PEOPLE.c.merged_into, _PEOPLE.c.erased_at, _PEOPLE.c.objected_at).where(
-    _PEOPLE.c.id == bindparam("person_id")
+# FOR SHARE on PostgreSQL (SQLite, one writer at a time, has no such clause): the row
+# stays locked until the write that asked commits, and an erasure (which locks it first,
+# see `vault.erasure`) waits for that write, or that write for the erasure.
+_STANDING = (
+    select(_PEOPLE.c.merged_into, _PEOPLE.c.erased_at, _PEOPLE.c.objected_at)
+    .where(_PEOPLE.c.id == bindparam("person_id"))
+    .with_for_update(read=True)
 )
 
 
 def active_owner_id(session: Session, person_id: str) -> str:
-    """The id of `owner_of(person_id)`, refused as `ensure_active` refuses. Plain columns,
-    not ORM objects: this runs for every saved choice."""
+    """The id of `owner_of(person_id)`, refused as `ensure_active` refuses, for a write
+    about them: their row stays locked until it commits. Plain columns, not ORM objects:
+    this runs for every saved choice."""
     connection = session.connection()
     row = connection.execute(_STANDING, {"person_id": person_id}).first()
     if row is None:
