@@ -18,7 +18,6 @@ from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
 from charter.vault.people import (
     active_owner_id,
-    ensure_active,
     new_person,
     person_by_email,
     sign_up,
@@ -172,8 +171,7 @@ def _sender(session: Session, clock: Clock, index: BlindIndex, kind: str, email:
     the sender's address, or a new correspondent."""
     known = person_by_email(session, index, email) if email else None
     if known is not None:
-        ensure_active(known)
-        return known.id
+        return active_owner_id(session, known.id)
     person = new_person(session, clock, kind)
     person.email_index = index.email(email) if email else None
     return person.id
