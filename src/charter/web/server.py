@@ -16,8 +16,9 @@ from charter.web.app import create_app
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
 # A request that holds the database's write lock gives up the GIL while SQLite works, and
 # then waits for it again behind the event loop and the other request threads; at 5 ms a
-# turn, every writer queued on the lock waits that much longer. At 1 ms saving choices
-# with ten clients went from about 650 to about 850 requests/s (`make bench BENCH=choices`).
+# turn, every writer queued on the lock waits that much longer. With the load of
+# `make bench BENCH=choices` (ten clients, two workers), run in 5-second rounds: about 650
+# requests/s at 5 ms, 800 to 900 at 1 ms.
 SWITCH_INTERVAL_S = 0.001
 
 
