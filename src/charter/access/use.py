@@ -22,7 +22,7 @@ from charter.vault.collection import record_ad
 from charter.vault.crypto import DecryptionFailed, Sealer
 from charter.vault.events import decode_payload, event_ad
 from charter.vault.keystore import KeyStore
-from charter.vault.models import LogEvent, Record
+from charter.vault.models import LogEvent, Person, Record
 from charter.vault.people import household, owner_of
 
 
@@ -60,9 +60,8 @@ class Use:
     unreadable: int = 0
 
 
-def person_state(session: Session, person_id: str) -> PersonState:
-    """The state decide() needs; a visitor who signed up is decided as the user they became."""
-    person = owner_of(session, person_id)
+def person_state(session: Session, person: Person) -> PersonState:
+    """The state decide() needs about `person` (an owner: see `vault.people.owner_of`)."""
     return PersonState(
         erased=person.erased_at is not None,
         objected=person.objected_at is not None,
@@ -92,10 +91,35 @@ def ask(
     person_id: str,
     purpose: str,
     categories: Sequence[str],
-    action: str = "access:decision:asked",
 ) -> Decision:
     """Decide a use without returning data, and record the decision."""
-    owner = owner_of(session, person_id).id
+    decision, _ = _decide(
+        session,
+        clock,
+        policy,
+        actor=actor,
+        person_id=person_id,
+        purpose=purpose,
+        categories=categories,
+        action="access:decision:asked",
+    )
+    return decision
+
+
+def _decide(
+    session: Session,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: Actor,
+    person_id: str,
+    purpose: str,
+    categories: Sequence[str],
+    action: str,
+) -> tuple[Decision, Person]:
+    """Decide, and record the decision; also the person decided about: a visitor who signed
+    up is decided as the user they became."""
+    owner = owner_of(session, person_id)
     decision = decide(policy, actor.role, purpose, categories, person_state(session, owner))
     record(
         session,
@@ -103,21 +127,12 @@ def ask(
         Event(
             actor.ref,
             action,
-            f"person:{owner}",
+            f"person:{owner.id}",
             outcome="allowed" if decision.allowed else "refused",
             details={**_audited_use(policy, purpose, categories), "code": decision.code},
         ),
     )
-    return decision
-
-
-def _log_fields(policy: CompiledPolicy) -> dict[str, str]:
-    return {
-        f.name: f.category
-        for point in policy.policy.collection_points
-        if point.method == "automatic"
-        for f in point.fields
-    }
+    return decision, owner
 
 
 def use_personal_data(
@@ -133,7 +148,7 @@ def use_personal_data(
     event_limit: int = 1000,
 ) -> Use:
     """Decide; if allowed, return the person's values in `categories`, decrypted."""
-    decision = ask(
+    decision, owner = _decide(
         session,
         clock,
         policy,
@@ -145,7 +160,7 @@ def use_personal_data(
     )
     if not decision.allowed:
         return Use(decision)
-    members = household(session, owner_of(session, person_id).id)
+    members = household(session, owner.id)
     sealers = keys.sealers(members, create=False)
     wanted = set(categories)
     values: list[Value] = []
@@ -179,7 +194,7 @@ def use_personal_data(
                 row.source_name,
             )
         )
-    log_fields = {name: cat for name, cat in _log_fields(policy).items() if cat in wanted}
+    log_fields = {name: cat for name, cat in policy.log_fields.items() if cat in wanted}
     if log_fields:
         events = session.scalars(
             select(LogEvent)

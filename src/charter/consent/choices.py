@@ -39,10 +39,6 @@ class Choices:
 
     current: Mapping[str, bool] = field(default_factory=dict)
 
-    @property
-    def gpc(self) -> bool:
-        return self.current.get(GPC_TOPIC, False)
-
 
 # Core statements on the tables: saving and reading choices sits in the path of every
 # decision and every banner click.

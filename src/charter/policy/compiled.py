@@ -48,6 +48,8 @@ class CompiledPolicy:
     recipients: Mapping[str, Recipient]
     retention: Mapping[str, RetentionRule]
     datamap: tuple[DataMapEntry, ...]
+    # Field name -> category, over every automatic collection point: what a log event holds.
+    log_fields: Mapping[str, str]
 
     def expand(self, reference: str) -> list[str]:
         """The leaf categories `reference` (a category or a group) stands for."""
@@ -58,6 +60,16 @@ def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(mapping)
 
 
+def retention_by_leaf(policy: Policy) -> dict[str, RetentionRule]:
+    """The retention rule of every leaf category."""
+    leaves = [c.id for c in policy.categories]
+    return {
+        leaf: rule
+        for rule in policy.retention.rules
+        for leaf in expand_categories(rule.category, leaves)
+    }
+
+
 def compile_policy(policy: Policy) -> CompiledPolicy:
     """Compile a loaded (and therefore checked) policy into look-up tables."""
     leaves = [c.id for c in policy.categories]
@@ -65,11 +77,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         p.id: frozenset(leaf for ref in p.categories for leaf in expand_categories(ref, leaves))
         for p in policy.purposes
     }
-    retention = {
-        leaf: rule
-        for rule in policy.retention.rules
-        for leaf in expand_categories(rule.category, leaves)
-    }
+    retention = retention_by_leaf(policy)
     recipient_categories = {
         r.id: {leaf for ref in r.categories for leaf in expand_categories(ref, leaves)}
         for r in policy.recipients
@@ -98,4 +106,12 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         recipients=_frozen({r.id: r for r in policy.recipients}),
         retention=_frozen(retention),
         datamap=datamap,
+        log_fields=_frozen(
+            {
+                f.name: f.category
+                for point in policy.collection_points
+                if point.method == "automatic"
+                for f in point.fields
+            }
+        ),
     )

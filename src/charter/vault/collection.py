@@ -26,7 +26,7 @@ from charter.vault.people import (
 
 Source = Literal["given", "automatic", "other_source"]
 # Kinds of person a collection point creates when it does not name one.
-_KIND_OF_SUBJECT = {"job_applicant": "job_applicant", "correspondent": "correspondent"}
+_SEPARATE_KINDS = frozenset({"job_applicant", "correspondent"})
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def _person_for(
         return user.id
     if submission.person_id is not None:
         return active_owner_id(session, submission.person_id)
-    separate = next((_KIND_OF_SUBJECT[s] for s in point.subjects if s in _KIND_OF_SUBJECT), None)
+    separate = next((s for s in point.subjects if s in _SEPARATE_KINDS), None)
     if point.readable_by_roles is not None and separate is not None:
         # Kept apart from customer data (C6): a new person, never linked to a visitor.
         return new_person(session, clock, separate).id

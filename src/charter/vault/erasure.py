@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
@@ -16,7 +16,7 @@ from charter.clock import Clock
 from charter.consent.choices import forget_choices
 from charter.vault.keystore import KeyStore
 from charter.vault.models import LogEvent, Person, Record, VisitorId
-from charter.vault.people import household, owner_of
+from charter.vault.people import owner_of
 
 
 @dataclass(frozen=True)
@@ -33,18 +33,23 @@ def erase_person(
     """Make a person's data unreadable at once, then remove it; safe to repeat. The id of
     a visitor who signed up stands for the user they became (C14): the user is erased."""
     person = owner_of(session, person_id)
-    members = household(session, person.id)
-    # Their rows locked first: a batch of events or a submission for them that is being
-    # stored (it holds these rows shared, see `vault.events`) commits before the deletes
-    # below, which then take its rows too; one that starts later finds them erased.
-    session.execute(select(Person.id).where(Person.id.in_(members)).with_for_update())
+    # The person and the visitors merged into them, their rows locked first: a batch of
+    # events or a submission for them that is being stored (it holds these rows shared, see
+    # `vault.events`) commits before the deletes below, which then take its rows too; one
+    # that starts later finds them erased.
+    people = session.scalars(
+        select(Person)
+        .where(or_(Person.id == person.id, Person.merged_into == person.id))
+        .with_for_update()
+    ).all()
+    members = [person.id, *(p.id for p in people if p.id != person.id)]
     destroyed = keys.destroy(members)
     records = session.execute(delete(Record).where(Record.person_id.in_(members)))
     events = session.execute(delete(LogEvent).where(LogEvent.person_id.in_(members)))
     session.execute(delete(VisitorId).where(VisitorId.person_id.in_(members)))
     forget_choices(session, members)
     now = clock.now()
-    for member in session.scalars(select(Person).where(Person.id.in_(members))):
+    for member in people:
         member.erased_at = member.erased_at or now
         member.email_index = None
     receipt = ErasureReceipt(

@@ -30,7 +30,7 @@ from charter.vault.crypto import fresh_nonces
 from charter.vault.identifiers import BlindIndex, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import EventBatch
-from charter.vault.people import visitors_by_index
+from charter.vault.people import new_visitors
 from charter.vault.useragent import browser_of, device_type_of
 
 MAX_BATCH = 10_000
@@ -152,7 +152,7 @@ def _people(session: Session, clock: Clock, batch: PreparedBatch) -> tuple[list[
     before become people. The people's rows stay locked until the batch commits (see
     `_person_rows`)."""
     by_visitor, people = _known_visitors(session, batch.visitor_indexes, lock=True)
-    new = visitors_by_index(
+    new = new_visitors(
         session, clock, {d: v for d, v in batch.visitor_indexes.items() if v not in by_visitor}
     )
     by_visitor.update(new)

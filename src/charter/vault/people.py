@@ -64,13 +64,21 @@ def visitors_by_index(session: Session, clock: Clock, by_index: dict[str, str]) 
         by_index[digest]: person_id
         for digest, person_id in select_in(session.connection(), _VISITOR_PEOPLE, by_index)
     }
-    for digest, visitor_id in by_index.items():
-        if visitor_id not in found:
-            person = new_person(session, clock, "visitor")
-            session.add(VisitorId(index=digest, person_id=person.id))
-            found[visitor_id] = person.id
-    session.flush()
+    found.update(
+        new_visitors(session, clock, {d: v for d, v in by_index.items() if v not in found})
+    )
     return found
+
+
+def new_visitors(session: Session, clock: Clock, by_index: dict[str, str]) -> dict[str, str]:
+    """A visitor person for each visitor id (blind index -> visitor id) known to be new."""
+    made: dict[str, str] = {}
+    for digest, visitor_id in by_index.items():
+        person = new_person(session, clock, "visitor")
+        session.add(VisitorId(index=digest, person_id=person.id))
+        made[visitor_id] = person.id
+    session.flush()
+    return made
 
 
 _VISITOR_PEOPLE = 'SELECT "index", person_id FROM visitor_ids WHERE "index" IN ({marks})'
@@ -144,9 +152,12 @@ def sign_up(
     holders = people_by_email(session, index, email) if email is not None else []
     if any(person.kind == "user" for person in holders):
         raise Conflict("someone has already signed up with that e-mail address", code="email_taken")
-    linked = [
-        get_person(session, pid) for pid in visitors(session, clock, index, visitor_ids).values()
-    ]
+    linked_ids = list(visitors(session, clock, index, visitor_ids).values())
+    # Locked, as an erasure locks them (see `vault.erasure`): the merge below and an erasure
+    # of one of these visitors take turns.
+    linked = session.scalars(
+        select(Person).where(Person.id.in_(linked_ids)).with_for_update()
+    ).all()
     for person in linked:
         ensure_active(person)
         # A visitor merged into a user stays theirs: a second sign-up may not take the history.
