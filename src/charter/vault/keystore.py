@@ -163,23 +163,34 @@ class SqlKeyStore:
 
     def _check_master(self) -> None:
         with Session(self.engine) as session:
-            check = session.get(WrappedKey, _CHECK_ID)
-            if check is None:
-                session.add(
-                    WrappedKey(
-                        person_id=_CHECK_ID,
-                        wrapped=self._master.seal(_CHECK_PLAINTEXT, _associated(_CHECK_ID)),
-                        created_at=dt.datetime.now(dt.UTC),
-                    )
-                )
+            if session.get(WrappedKey, _CHECK_ID) is None:
+                self._wrap(session, _CHECK_ID, _CHECK_PLAINTEXT)
                 session.commit()
-                return
-            try:
-                self._master.open(check.wrapped, _associated(_CHECK_ID))
-            except DecryptionFailed:
+            elif not self._master_opens(session):
                 raise MasterKeyMismatch(
                     "the master key does not match the key store: it is wrong or was replaced"
-                ) from None
+                )
+
+    def _wrap(self, session: Session, person_id: str, key: bytes) -> None:
+        """Add `key`, wrapped under the master key, as `person_id`'s."""
+        session.add(
+            WrappedKey(
+                person_id=person_id,
+                created_at=dt.datetime.now(dt.UTC),
+                wrapped=self._master.seal(key, _associated(person_id)),
+            )
+        )
+
+    def _master_opens(self, session: Session) -> bool:
+        """Whether this process's master key opens the store's check row."""
+        check = session.get(WrappedKey, _CHECK_ID)
+        if check is None:
+            return False
+        try:
+            self._master.open(check.wrapped, _associated(_CHECK_ID))
+        except DecryptionFailed:
+            return False
+        return True
 
     def sealer(self, person_id: str) -> Sealer | None:
         return self.sealers([person_id], create=False).get(person_id)
@@ -216,16 +227,11 @@ class SqlKeyStore:
 
     def _ensure_master(self, session: Session) -> None:
         """Raise `MasterKeyChanged` unless this process's master key still opens the store."""
-        check = session.get(WrappedKey, _CHECK_ID)
-        try:
-            if check is None:
-                raise DecryptionFailed("the check row is gone")
-            self._master.open(check.wrapped, _associated(_CHECK_ID))
-        except DecryptionFailed:
+        if not self._master_opens(session):
             raise MasterKeyChanged(
                 "the key store's master key was changed after this server started; "
                 "restart it with the new key",
-            ) from None
+            )
 
     def _create(self, person_ids: list[str]) -> dict[str, Sealer]:
         """New keys for `person_ids`, wrapped only after checking, in the same transaction,
@@ -238,16 +244,9 @@ class SqlKeyStore:
             # find the new master key here.
             session.execute(_LOCK_CHECK_ROW)
             self._ensure_master(session)
-            now = dt.datetime.now(dt.UTC)
             for person_id in person_ids:
                 key = new_key()
-                session.add(
-                    WrappedKey(
-                        person_id=person_id,
-                        created_at=now,
-                        wrapped=self._master.seal(key, _associated(person_id)),
-                    )
-                )
+                self._wrap(session, person_id, key)
                 created[person_id] = Sealer(key)
             session.commit()
         for person_id, sealer in created.items():
@@ -260,13 +259,7 @@ class SqlKeyStore:
                 row = session.get(WrappedKey, _INDEX_ID)
                 if row is None:
                     key = new_key()
-                    session.add(
-                        WrappedKey(
-                            person_id=_INDEX_ID,
-                            created_at=dt.datetime.now(dt.UTC),
-                            wrapped=self._master.seal(key, _associated(_INDEX_ID)),
-                        )
-                    )
+                    self._wrap(session, _INDEX_ID, key)
                     session.commit()
                 else:
                     key = self._master.open(row.wrapped, _associated(_INDEX_ID))
@@ -275,6 +268,8 @@ class SqlKeyStore:
 
     def destroy(self, person_ids: Iterable[str]) -> int:
         ids = [p for p in person_ids if p not in _RESERVED]
+        # Dropped before and after: a `sealers` call running meanwhile may have put a key
+        # back into the cache from a row this deletes.
         self._cache.drop(ids)
         with Session(self.engine) as session:
             result = session.execute(delete(WrappedKey).where(WrappedKey.person_id.in_(ids)))
