@@ -20,7 +20,7 @@ from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.db import Database, DatabaseUnavailable, failure_reason, make_engine, safe_url
 from charter.policy.compiled import CompiledPolicy, compile_policy
-from charter.policy.loader import PolicyError, load_policy
+from charter.policy.loader import PolicyError, parse_policy_bytes, read_policy_file
 from charter.settings import BUNDLED_POLICY, Settings
 from charter.vault.crypto import decode_key, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore, keystore_in_use
@@ -62,12 +62,13 @@ def prepare_home(settings: Settings) -> list[str]:
 
 def load_compiled(settings: Settings) -> tuple[CompiledPolicy, str]:
     """The policy in force, compiled, and the SHA-256 of its file."""
+    # Read once: the digest recorded is of the very bytes that were parsed.
     try:
-        policy = load_policy(settings.policy_file)
+        data = read_policy_file(settings.policy_file)
+        policy = parse_policy_bytes(data, str(settings.policy_file))
     except PolicyError as exc:
         raise StartupError(str(exc)) from None
-    digest = hashlib.sha256(settings.policy_file.read_bytes()).hexdigest()
-    return compile_policy(policy), digest
+    return compile_policy(policy), hashlib.sha256(data).hexdigest()
 
 
 def open_database(settings: Settings, *, pooled: bool = True) -> Database:

@@ -18,12 +18,6 @@ class CharterError(Exception):
             self.code = code
         self.details = details
 
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details is not None:
-            body["details"] = self.details
-        return {"error": body}
-
 
 class NotFound(CharterError):
     status = 404

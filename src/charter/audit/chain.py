@@ -276,5 +276,5 @@ def _check_ending(
 
 def head(session: Session) -> tuple[int, str]:
     """The current (sequence, hash) of the chain's last entry: a checkpoint to keep elsewhere."""
-    row = session.execute(select(AuditHead.seq, AuditHead.hash)).first()
+    row = session.connection().execute(_HEAD).first()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)

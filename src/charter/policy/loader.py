@@ -30,7 +30,14 @@ except ImportError:  # pragma: no cover - libyaml is in every wheel of PyYAML we
 
     _POSITION_IN_BYTES = False
 
-__all__ = ["PolicyError", "PolicyProblem", "dotted", "load_policy", "parse_policy"]
+__all__ = [
+    "PolicyError",
+    "PolicyProblem",
+    "load_policy",
+    "parse_policy",
+    "parse_policy_bytes",
+    "read_policy_file",
+]
 
 # Aliases let a small file stand for a huge document ("billion laughs"); a real policy has a
 # few thousand values, so anything far beyond that is refused rather than expanded.
@@ -379,9 +386,14 @@ def parse_policy(text: str, file: str = "<policy>") -> Policy:
 
 def load_policy(path: str | Path) -> Policy:
     """Load a policy file; raise `PolicyError` (located problems) if anything is wrong."""
+    return parse_policy_bytes(read_policy_file(path), str(path))
+
+
+def read_policy_file(path: str | Path) -> bytes:
+    """A policy file's bytes; `PolicyError` if it cannot be read."""
     file = str(path)
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise PolicyError([PolicyProblem(file, 1, 1, "no such file")]) from None
     except IsADirectoryError:
@@ -390,6 +402,10 @@ def load_policy(path: str | Path) -> Policy:
         ) from None
     except OSError as exc:
         raise PolicyError([PolicyProblem(file, 1, 1, f"cannot read: {exc.strerror}")]) from None
+
+
+def parse_policy_bytes(data: bytes, file: str) -> Policy:
+    """Parse a policy file's bytes (UTF-8), naming `file` in every problem."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -3,10 +3,13 @@ and checks that the caller's role has the route's permission."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from charter.errors import Forbidden
@@ -59,10 +62,11 @@ class Permit:
             # takes less than handing the work to the thread pool and back, which costs every
             # request two switches between threads. PostgreSQL's round trip over the network
             # must not hold up the event loop, so there it goes to the pool.
-            if runtime.db.reads_quickly:
-                actor = self._authenticate_here(runtime, presented)
+            db = runtime.db
+            if db.reads_quickly:
+                actor = self._authenticate(db.quick_reading, runtime, presented)
             else:
-                actor = await run_in_threadpool(self._authenticate, runtime, presented)
+                actor = await run_in_threadpool(self._authenticate, db.reading, runtime, presented)
         except AuthenticationFailed as failure:
             # A refusal is written to the audit log: a write, which waits for the write
             # lock, so never on the event loop.
@@ -75,13 +79,10 @@ class Permit:
         return actor
 
     @staticmethod
-    def _authenticate_here(runtime: RuntimeDep, presented: str) -> Actor:
-        with runtime.db.quick_reading() as session:
-            return authenticate(session, runtime.clock, runtime.policy, presented)
-
-    @staticmethod
-    def _authenticate(runtime: RuntimeDep, presented: str) -> Actor:
-        with runtime.db.reading() as session:
+    def _authenticate(
+        reading: Callable[[], AbstractContextManager[Session]], runtime: RuntimeDep, presented: str
+    ) -> Actor:
+        with reading() as session:
             return authenticate(session, runtime.clock, runtime.policy, presented)
 
     @staticmethod

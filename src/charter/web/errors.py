@@ -42,8 +42,10 @@ async def _charter_error(_: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, CharterError):  # pragma: no cover - only registered for it
         raise TypeError(type(exc).__name__)
     # RFC 9110 s. 15.5.2: a 401 names the scheme that would be accepted.
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-    return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
+    response = error_response(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, Unauthenticated):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

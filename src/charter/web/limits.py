@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from charter.web.errors import error_response
 
 
 class BodySizeLimit:
@@ -27,10 +27,12 @@ class BodySizeLimit:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.isdigit():
-                    await self._refuse(send, 400, "bad_request", "Content-Length is not a number")
+                    await error_response(400, "bad_request", "Content-Length is not a number")(
+                        scope, receive, send
+                    )
                     return
                 if int(value) > self.max_bytes:
-                    await self._refuse(send, 413, "too_large", self._too_large())
+                    await error_response(413, "too_large", self._too_large())(scope, receive, send)
                     return
         chunks: list[bytes] = []
         received = 0
@@ -43,7 +45,7 @@ class BodySizeLimit:
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.max_bytes:
-                await self._refuse(send, 413, "too_large", self._too_large())
+                await error_response(413, "too_large", self._too_large())(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -53,21 +55,6 @@ class BodySizeLimit:
 
     def _too_large(self) -> str:
         return f"the request body is larger than {self.max_bytes} bytes"
-
-    @staticmethod
-    async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _replay(pending: list[Message], receive: Receive) -> Receive:
