@@ -104,8 +104,8 @@ def set_choices(
     method: Method,
     gpc: bool = False,
 ) -> Choices:
-    """Record the person's choices; they govern the very next decision. The caller has
-    checked that the person exists and is active (`vault.people.ensure_active`).
+    """Record the person's choices; they govern the very next decision. `person_id` is the
+    owner, checked to be active (`vault.choices.save_choices` does both).
 
     `gpc` is a `Sec-GPC: 1` signal seen with the request: it opts the person out of sale and
     sharing and needs nothing more from them.

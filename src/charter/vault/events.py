@@ -3,8 +3,8 @@
 This is the hot path of ingest, so rows go in through the driver's executemany with their
 values already in stored form, and every event of a person is sealed under a cached key.
 
-`record_events` does it all in the caller's transaction. A server splits it in three, so
-that little happens while it holds the database's write lock: `prepare_batch` (no database),
+`record_events` does it all in the caller's transaction. A server runs `ingest_batch`,
+which splits it in three so that little happens while it holds the database's write lock: `prepare_batch` (no database),
 `plan_batch` (a read-only session: find the people, seal the events), then `store_batch`
 (the write: check that those people did not change meanwhile, then insert).
 """
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
-from charter.db import bulk_insert, select_in, utc_text
+from charter.db import Database, bulk_insert, select_in, utc_text
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.vault.crypto import fresh_nonces
@@ -380,6 +380,27 @@ def plan_batch(
         _sealed_rows(keys, policy, batch, person_ids=person_ids, points=points, at=utc_text(now)),
         now,
     )
+
+
+def ingest_batch(
+    db: Database,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: str,
+    batch_key: str,
+    events: Sequence[EventLike],
+) -> BatchReceipt:
+    """`record_events` as a server runs it, in units of work of its own: most of the work
+    is done before the write lock is taken (the events encoded, their people read, the
+    events sealed), so that meanwhile another request's batch can be written; under the
+    lock the batch is stored if those people did not change. Durable when it returns."""
+    batch = prepare_batch(keys, batch_key=batch_key, events=events)
+    with db.reading() as session:
+        planned = plan_batch(session, keys, clock, policy, batch)
+    with db.writing() as session:
+        return store_batch(session, keys, clock, policy, actor=actor, batch=batch, planned=planned)
 
 
 def _unchanged(session: Session, planned: PlannedBatch) -> bool:

@@ -6,11 +6,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from charter.consent.choices import choice_history, current_choices, set_choices, topics
+from charter.consent.choices import topics
 from charter.staff.service import Actor
-from charter.vault.people import active_owner_id, owner_of
+from charter.vault.choices import choices_of, save_choices
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, ReadSession, RuntimeDep
 
@@ -32,22 +31,19 @@ class ChoicesBody(BaseModel):
     method: Literal["banner", "preference_page", "api"] = "api"
 
 
-def _view(session: Session, person_id: str, policy: PolicyDep) -> dict[str, Any]:
-    return {
-        "person_id": person_id,
-        "current": dict(current_choices(session, person_id).current),
-        "offered": topics(policy),
-        "history": [c.as_json() for c in choice_history(session, person_id)],
-    }
-
-
 @router.get("")
 def get_choices(
     _: Reader, person_id: str, policy: PolicyDep, session: ReadSession
 ) -> dict[str, Any]:
     """The person's current choices, what they can choose on, and the full history.
     A visitor who signed up has the choices of the user they became."""
-    return _view(session, owner_of(session, person_id).id, policy)
+    found = choices_of(session, person_id)
+    return {
+        "person_id": found.person_id,
+        "current": dict(found.current),
+        "offered": topics(policy),
+        "history": [c.as_json() for c in found.history],
+    }
 
 
 @router.put("")
@@ -65,15 +61,14 @@ def put_choices(
     """Record choices; they govern the very next decision. The answer holds the choices now
     in force; `GET` adds the full history."""
     with runtime.db.writing() as session:
-        owner_id = active_owner_id(session, person_id)
-        now_in_force = set_choices(
+        saved = save_choices(
             session,
             runtime.clock,
             policy,
             actor=actor.ref,
-            person_id=owner_id,
+            person_id=person_id,
             choices=body.choices,
             method=body.method,
             gpc=(sec_gpc or "").strip() == "1",
         )
-        return {"person_id": owner_id, "current": dict(now_in_force.current)}
+        return {"person_id": saved.person_id, "current": dict(saved.current)}
