@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from charter.consent.choices import GPC_TOPIC
-from charter.policy.compiled import CompiledPolicy
+from charter.policy.compiled import GPC_TOPIC, CompiledPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,21 +16,14 @@ from charter.clock import Clock
 from charter.consent.models import ChoiceChange, CurrentChoice
 from charter.db import conflict_insert, table_of
 from charter.errors import Unprocessable
-from charter.policy.compiled import CompiledPolicy
+from charter.policy.compiled import GPC_TOPIC, CompiledPolicy
 
 Method = Literal["banner", "preference_page", "api", "gpc"]
-GPC_TOPIC = "gpc"
 
 
 def topics(policy: CompiledPolicy) -> dict[str, str]:
     """Every topic a person can choose on, with what it means."""
-    found = {f"purpose:{p.id}": p.label for p in policy.policy.purposes if p.basis != "service"}
-    for category in sorted(
-        {c.category for c in policy.policy.cookies if c.category != "essential"}
-    ):
-        found[f"cookie:{category}"] = f"{category.capitalize()} cookies"
-    found[GPC_TOPIC] = "Global Privacy Control: opt out of sale and sharing"
-    return found
+    return dict(policy.choice_topics)
 
 
 @dataclass(frozen=True)
@@ -110,7 +103,7 @@ def set_choices(
     `gpc` is a `Sec-GPC: 1` signal seen with the request: it opts the person out of sale and
     sharing and needs nothing more from them.
     """
-    known = topics(policy)
+    known = policy.choice_topics
     unknown = sorted(set(choices) - set(known))
     if unknown:
         raise Unprocessable(

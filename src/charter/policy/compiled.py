@@ -50,6 +50,9 @@ class CompiledPolicy:
     datamap: tuple[DataMapEntry, ...]
     # Field name -> category, over every automatic collection point: what a log event holds.
     log_fields: Mapping[str, str]
+    # Every topic a person can choose on (opt-out and consent purposes, non-essential cookie
+    # categories, Global Privacy Control) -> what it means.
+    choice_topics: Mapping[str, str]
 
     def expand(self, reference: str) -> list[str]:
         """The leaf categories `reference` (a category or a group) stands for."""
@@ -58,6 +61,18 @@ class CompiledPolicy:
 
 def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(mapping)
+
+
+# The topic under which a `Sec-GPC: 1` signal is kept among a person's choices.
+GPC_TOPIC = "gpc"
+
+
+def _choice_topics(policy: Policy) -> dict[str, str]:
+    found = {f"purpose:{p.id}": p.label for p in policy.purposes if p.basis != "service"}
+    for category in sorted({c.category for c in policy.cookies if c.category != "essential"}):
+        found[f"cookie:{category}"] = f"{category.capitalize()} cookies"
+    found[GPC_TOPIC] = "Global Privacy Control: opt out of sale and sharing"
+    return found
 
 
 def retention_by_leaf(policy: Policy) -> dict[str, RetentionRule]:
@@ -114,4 +129,5 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
                 for f in point.fields
             }
         ),
+        choice_topics=_frozen(_choice_topics(policy)),
     )

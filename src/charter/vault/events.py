@@ -4,9 +4,10 @@ This is the hot path of ingest, so rows go in through the driver's executemany w
 values already in stored form, and every event of a person is sealed under a cached key.
 
 `record_events` does it all in the caller's transaction. A server runs `ingest_batch`,
-which splits it in three so that little happens while it holds the database's write lock: `prepare_batch` (no database),
-`plan_batch` (a read-only session: find the people, seal the events), then `store_batch`
-(the write: check that those people did not change meanwhile, then insert).
+which splits it in three so that little happens while it holds the database's write lock:
+`prepare_batch` (no database), `plan_batch` (a read-only session: find the people, seal
+the events), then `store_batch` (the write: check that those people did not change
+meanwhile, then insert).
 """
 
 from __future__ import annotations
