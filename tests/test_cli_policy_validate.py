@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.serving import CHARTER
+
 pytestmark = pytest.mark.slow
 
-CHARTER = Path(sys.executable).parent / "charter"
 OMNI_YAML = Path(__file__).resolve().parents[1] / "policies" / "omni.yaml"
 
 

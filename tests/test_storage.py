@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,8 +22,7 @@ from charter.audit.chain import verify_chain
 from charter.cli.main import build_app
 from charter.db import Database, make_engine
 from charter.tables import metadata
-
-CHARTER = Path(sys.executable).parent / "charter"
+from tests.serving import CHARTER
 
 
 def charter(home: Path, database_url: str, *args: str, keystore_url: str | None = None) -> Result:
@@ -69,7 +67,7 @@ def test_init_with_the_database_down_prints_one_line_without_the_password(tmp_pa
         "CHARTER_DATABASE_URL": f"postgresql+psycopg://charter:{PASSWORD}@127.0.0.1:1/nowhere",
     }
     result = subprocess.run(
-        [str(CHARTER), "init"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [CHARTER, "init"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
     assert result.returncode == 1

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from charter.audit.chain import Event, head, record
 from charter.clock import FixedClock
 from charter.db import Database
 from tests.conftest import bearer
-
-CHARTER = Path(sys.executable).parent / "charter"
+from tests.serving import CHARTER
 
 
 def append(db: Database, clock: FixedClock, count: int, action: str = "test:thing:done") -> None:
@@ -53,7 +51,7 @@ def charter(
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(CHARTER), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+            [CHARTER, *args], env=env, capture_output=True, text=True, timeout=60, check=False
         )
 
     return run

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +15,9 @@ import pytest
 
 from charter.policy.diff import PolicyChange, diff_policies
 from charter.policy.loader import parse_policy
+from tests.serving import CHARTER
 
 Row = tuple[str, str, bool, str]
-
-CHARTER = Path(sys.executable).parent / "charter"
 
 
 def edited(text: str, *edits: tuple[str, str]) -> str:
@@ -921,7 +919,7 @@ def test_changes_come_in_the_order_of_the_policy(omni_text: str) -> None:
 
 def run_diff(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CHARTER), "policy", "diff", *map(str, args)],
+        [CHARTER, "policy", "diff", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,

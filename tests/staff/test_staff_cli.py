@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from charter.clock import SystemClock
 from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.staff.service import Actor, AuthenticationFailed, authenticate
+from tests.serving import CHARTER
 
 pytestmark = pytest.mark.slow
 
-CHARTER = Path(sys.executable).parent / "charter"
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -39,7 +38,7 @@ def charter(tmp_path: Path, committed_db: Database) -> Run:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(CHARTER), *args], env=env, capture_output=True, text=True, check=False, timeout=120
+            [CHARTER, *args], env=env, capture_output=True, text=True, check=False, timeout=120
         )
 
     prepared = run("init")

@@ -189,14 +189,17 @@ def test_disabling_nobody_is_404(client: TestClient, officer: dict[str, str]) ->
 
 
 def test_the_audit_log_names_staff_by_id_only(client: TestClient, officer: dict[str, str]) -> None:
-    client.post(
+    added = client.post(
         "/v1/staff", json={"name": "distinctive-handle", "role": "billing"}, headers=officer
     )
-    client.post("/v1/staff/distinctive-handle/keys", json={}, headers=officer)
-    client.post("/v1/staff/distinctive-handle/disable", headers=officer)
+    keyed = client.post("/v1/staff/distinctive-handle/keys", json={}, headers=officer)
+    disabled = client.post("/v1/staff/distinctive-handle/disable", headers=officer)
+    assert (added.status_code, keyed.status_code, disabled.status_code) == (201, 201, 200)
 
     entries = client.get("/v1/audit", params={"limit": 1000}, headers=officer).json()["entries"]
 
+    actions = [e["action"] for e in entries]
+    assert {"staff:member:added", "staff:key:created", "staff:member:disabled"} <= set(actions)
     assert "distinctive-handle" not in str(entries)
     assert "olivia" not in str(entries)
 

@@ -24,11 +24,6 @@ Headers = dict[str, str]
 
 
 @pytest.fixture
-def service(make_key: Callable[[str], str]) -> Headers:
-    return bearer(make_key("service_client"))
-
-
-@pytest.fixture
 def user(client: TestClient, service: Headers) -> str:
     response = client.post(
         "/v1/collect",

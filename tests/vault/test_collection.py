@@ -21,13 +21,9 @@ from charter.vault.identifiers import BlindIndex
 from charter.vault.keystore import SqlKeyStore
 from charter.vault.models import Person, Record, VisitorId
 from tests.conftest import bearer
+from tests.vault.calls import use
 
 Headers = dict[str, str]
-
-
-@pytest.fixture
-def service(make_key: Callable[[str], str]) -> Headers:
-    return bearer(make_key("service_client"))
 
 
 def post(
@@ -56,16 +52,6 @@ def records_of(db: Database, person_id: str) -> list[Record]:
 def record_count(db: Database) -> int:
     with db.reading() as session:
         return session.scalar(select(func.count()).select_from(Record)) or 0
-
-
-def use(
-    client: TestClient, headers: Headers, person_id: str, purpose: str, categories: list[str]
-) -> Response:
-    return client.post(
-        f"/v1/people/{person_id}/use",
-        headers=headers,
-        json={"purpose": purpose, "categories": categories},
-    )
 
 
 # --- Mandatory, optional and undeclared fields (C17) -----------------------------------------

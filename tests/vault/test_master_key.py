@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,10 @@ from charter.vault.crypto import decode_key, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore, WrappedKey
 from charter.web.app import create_app
 from tests.conftest import BACKEND, bearer
+from tests.serving import CHARTER
 
 NAME = "Zebulon Testperson"
 EMAIL = "zebulon.testperson@example.com"
-CHARTER = str(Path(sys.executable).with_name("charter"))
 
 
 @pytest.fixture(scope="module")

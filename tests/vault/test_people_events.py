@@ -31,6 +31,7 @@ from charter.vault.keystore import SqlKeyStore
 from charter.vault.models import EventBatch, LogEvent, Person, VisitorId
 from charter.vault.people import get_person
 from tests.conftest import bearer
+from tests.vault.calls import use
 
 Headers = dict[str, str]
 IPHONE_SAFARI = (
@@ -38,11 +39,6 @@ IPHONE_SAFARI = (
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
 )
 DESKTOP_FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-
-@pytest.fixture
-def service(make_key: Callable[[str], str]) -> Headers:
-    return bearer(make_key("service_client"))
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -66,16 +62,6 @@ def sign_up(client: TestClient, headers: Headers, email: str, **person: Any) -> 
             "person": person,
             "fields": {"name": "Ada Example", "email": email},
         },
-    )
-
-
-def use(
-    client: TestClient, headers: Headers, person_id: str, purpose: str, categories: list[str]
-) -> Response:
-    return client.post(
-        f"/v1/people/{person_id}/use",
-        headers=headers,
-        json={"purpose": purpose, "categories": categories},
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 
 import httpx
@@ -98,7 +97,6 @@ def test_a_port_already_taken_is_a_one_line_error(environment: dict[str, str]) -
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(environment["CHARTER_PORT"])))
         taken.listen()
-        started = time.monotonic()
         done = subprocess.run(
             [CHARTER, "serve"],
             env=environment,
@@ -110,4 +108,3 @@ def test_a_port_already_taken_is_a_one_line_error(environment: dict[str, str]) -
     assert done.returncode == 1
     assert f"127.0.0.1:{environment['CHARTER_PORT']}" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
-    assert time.monotonic() - started < 60
