@@ -105,18 +105,16 @@ def ingest_library(run: Run) -> Iterator[Result]:
     library_s = anchor_s = 0.0
     with temporary_sqlite() as (db, path):
         keys = SqlKeyStore(make_engine(f"sqlite:///{path.parent / 'keys.db'}"), new_key())
-        try:
-            run.step(f"warm-up batch creating {VISITORS:,} visitors (not timed)")
+
+        def store(batch_key: str, events: list[IncomingEvent]) -> None:
             with db.writing() as session:
                 record_events(
-                    session,
-                    keys,
-                    clock,
-                    policy,
-                    actor="bench",
-                    batch_key="bench-warmup",
-                    events=_library_batch(0, LIBRARY_BATCH),
+                    session, keys, clock, policy, actor="bench", batch_key=batch_key, events=events
                 )
+
+        try:
+            run.step(f"warm-up batch creating {VISITORS:,} visitors (not timed)")
+            store("bench-warmup", _library_batch(0, LIBRARY_BATCH))
             people, sealed_bytes = _stored_people(path)
             batches = [
                 _library_batch(LIBRARY_BATCH * (n + 1), LIBRARY_BATCH)
@@ -127,16 +125,7 @@ def ingest_library(run: Run) -> Iterator[Result]:
                 for number, batch in enumerate(batches, start=1):
                     run.step(f"batch {number}/{LIBRARY_BATCHES}: record_events, then executemany")
                     started = time.perf_counter()
-                    with db.writing() as session:
-                        record_events(
-                            session,
-                            keys,
-                            clock,
-                            policy,
-                            actor="bench",
-                            batch_key=f"bench-{number:06d}",
-                            events=batch,
-                        )
+                    store(f"bench-{number:06d}", batch)
                     library_s += time.perf_counter() - started
                     anchor_s += anchor.insert_batch()
         finally:
