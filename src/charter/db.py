@@ -158,14 +158,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
 
 
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL that names a plain path; None for `:memory:` or a `file:`
+    URI (`?uri=true`), which are left to SQLite."""
+    if url.database and url.database != ":memory:" and "uri" not in url.query:
+        return Path(url.database)
+    return None
+
+
 def _create_engine(url: URL, **kwargs: Any) -> Engine:
     if url.get_backend_name() == "sqlite":
-        # A plain path gets its folder made; a `file:` URI (`?uri=true`) is left to SQLite.
-        if url.database and url.database != ":memory:" and "uri" not in url.query:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        file = _sqlite_file(url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        plain_file = url.database and url.database != ":memory:" and "uri" not in url.query
-        setup_lock = Path(f"{url.database}-setup.lock") if plain_file else None
+        setup_lock = Path(f"{file}-setup.lock") if file is not None else None
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, setup_lock))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -192,10 +199,9 @@ class _SqliteWriters:
     growing sleeps; a process blocked on the flock wakes the moment the writer before it
     is done, which keeps several `charter serve` workers from idling on each other."""
 
-    def __init__(self, database: str | None) -> None:
+    def __init__(self, file: Path | None) -> None:
         self._thread = threading.Lock()
-        plain_file = database and database != ":memory:" and not database.startswith("file:")
-        self._path = f"{database}-writer.lock" if plain_file else None
+        self._path = f"{file}-writer.lock" if file is not None else None
         self._fd: int | None = None
 
     def __enter__(self) -> None:
@@ -239,7 +245,7 @@ class Database:
             bind if connection is not None else engine.execution_options(charter_write=True)
         )
         self._write = sessionmaker(bind=write_bind, expire_on_commit=False, **options)
-        self._writers = _SqliteWriters(engine.url.database) if self.is_sqlite else None
+        self._writers = _SqliteWriters(_sqlite_file(engine.url)) if self.is_sqlite else None
         # `quick_reading`: in a test, the test's own connection; else one kept for it.
         self._quick_bound = connection is not None
         self._quick: Connection | None = None
