@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import partial
+from operator import attrgetter
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from charter.policy.compiled import retention_by_leaf
 from charter.policy.references import expand_categories
 from charter.policy.schema import (
     AdditionalTerms,
@@ -29,14 +32,10 @@ from charter.policy.schema import (
     Policy,
     Purpose,
     Recipient,
-    RetentionExtension,
     RetentionRule,
     Right,
     Role,
-    Safeguard,
     Section,
-    Subject,
-    TransferGround,
 )
 
 
@@ -105,14 +104,17 @@ def _keyed(
     old: Sequence[T],
     new: Sequence[T],
     *,
-    key: Callable[[T], str],
     name: Callable[[T], str],
-    added_material: bool,
-    removed_material: bool,
-    compare: Compare[T],
+    key: Callable[[T], str] = attrgetter("id"),
+    added_material: bool = False,
+    removed_material: bool = False,
+    special: Compare[T] | None = None,
+    skip: Iterable[str] = (),
+    widens: Mapping[str, Widens] | None = None,
 ) -> Iterator[PolicyChange]:
-    """Changes to a list of items identified by `key`: `<prefix>.removed`, `.added`, then
-    whatever `compare` finds in the items both versions declare."""
+    """Changes to a list of items identified by `key`: `<prefix>.removed`, `.added`, then for
+    each item both versions declare, whatever `special` finds and `<prefix>.changed` for any
+    other field outside `skip`."""
     removed, added, kept = _paired(old, new, key)
     for item in removed:
         yield PolicyChange(
@@ -131,7 +133,11 @@ def _keyed(
             {"after": _dump(item)},
         )
     for before, after in kept:
-        yield from compare(before, after)
+        if special is not None:
+            yield from special(before, after)
+        yield from _field_changes(
+            f"{prefix}.changed", key(after), name(after), before, after, skip=skip, widens=widens
+        )
 
 
 def _field_changes(
@@ -160,22 +166,6 @@ def _field_changes(
             material,
             {"field": field_name, "before": was, "after": now},
         )
-
-
-def _generic(
-    prefix: str,
-    name: Callable[[T], str],
-    key: Callable[[T], str],
-    *,
-    skip: Iterable[str] = (),
-    widens: Mapping[str, Widens] | None = None,
-) -> Compare[T]:
-    def compare(old: T, new: T) -> Iterator[PolicyChange]:
-        return _field_changes(
-            f"{prefix}.changed", key(new), name(new), old, new, skip=skip, widens=widens
-        )
-
-    return compare
 
 
 def _words(value: Any, *, quote: bool = True) -> str:
@@ -234,6 +224,20 @@ def _labelled(noun: str, label: str, item_id: str) -> str:
     return f"{noun} '{label}' ({item_id})"
 
 
+class _Declared(Protocol):
+    """An item declared with an `id` and a `label`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+
+
+def _named(noun: str) -> Callable[[_Declared], str]:
+    """Names an item by its label and id: `<noun> 'Label' (id)`."""
+    return lambda item: _labelled(noun, item.label, item.id)
+
+
 def _leaves(policy: Policy) -> list[str]:
     return [c.id for c in policy.categories]
 
@@ -260,14 +264,6 @@ class _Taxonomy:
     def name(self, category: str) -> str:
         return f"{self.labels[category]} ({category})"
 
-    def compare(
-        self, old_refs: Iterable[str], new_refs: Iterable[str]
-    ) -> tuple[list[str], list[str]]:
-        """Leaf categories added and removed between two lists of references."""
-        before = _expanded(old_refs, self.old_leaves)
-        after = _expanded(new_refs, self.new_leaves)
-        return [c for c in after if c not in before], [c for c in before if c not in after]
-
     def category_changes(
         self,
         prefix: str,
@@ -278,48 +274,41 @@ class _Taxonomy:
         gained: str,
         lost: str,
     ) -> Iterator[PolicyChange]:
-        """`<prefix>.category_added` / `.category_removed`; `gained`/`lost` are sentences
-        with `{category}` in them."""
-        added, removed = self.compare(old_refs, new_refs)
-        for category in added:
-            yield PolicyChange(
-                f"{prefix}.category_added",
-                subject,
-                gained.format(category=self.name(category)),
-                True,
-                {"category": category},
-            )
-        for category in removed:
-            yield PolicyChange(
-                f"{prefix}.category_removed",
-                subject,
-                lost.format(category=self.name(category)),
-                False,
-                {"category": category},
-            )
+        """`<prefix>.category_added` / `.category_removed` for each leaf category the
+        references gain or lose; `gained`/`lost` are sentences with `{category}` in them."""
+        yield from _membership_changes(
+            f"{prefix}.category",
+            subject,
+            _expanded(old_refs, self.old_leaves),
+            _expanded(new_refs, self.new_leaves),
+            detail="category",
+            gained=lambda category: gained.format(category=self.name(category)),
+            lost=lambda category: lost.format(category=self.name(category)),
+            gain_is_material=True,
+        )
 
 
-def _purpose_list_changes(
+def _membership_changes(
     kind: str,
     subject: str,
     before: Sequence[str],
     after: Sequence[str],
     *,
+    detail: str,
     gained: Callable[[str], str],
     lost: Callable[[str], str],
     gain_is_material: bool,
 ) -> Iterator[PolicyChange]:
-    """`<kind>_added` / `<kind>_removed` for each purpose that joins or leaves a list."""
-    for purpose in after:
-        if purpose not in before:
+    """`<kind>_added` / `<kind>_removed` for each member that joins or leaves a list, named
+    in the details as `detail`."""
+    for member in after:
+        if member not in before:
             yield PolicyChange(
-                f"{kind}_added", subject, gained(purpose), gain_is_material, {"purpose": purpose}
+                f"{kind}_added", subject, gained(member), gain_is_material, {detail: member}
             )
-    for purpose in before:
-        if purpose not in after:
-            yield PolicyChange(
-                f"{kind}_removed", subject, lost(purpose), False, {"purpose": purpose}
-            )
+    for member in before:
+        if member not in after:
+            yield PolicyChange(f"{kind}_removed", subject, lost(member), False, {detail: member})
 
 
 def _purpose_ref(purposes: Mapping[str, Purpose], purpose_id: str) -> str:
@@ -370,16 +359,7 @@ def _section_name(section: Section) -> str:
 
 
 def _sections(old: Policy, new: Policy) -> Iterator[PolicyChange]:
-    yield from _keyed(
-        "section",
-        old.sections,
-        new.sections,
-        key=lambda s: s.id,
-        name=_section_name,
-        added_material=False,
-        removed_material=False,
-        compare=_generic("section", _section_name, lambda s: s.id),
-    )
+    yield from _keyed("section", old.sections, new.sections, name=_section_name)
     new_ids = {s.id for s in new.sections}
     old_ids = {s.id for s in old.sections}
     before = [s.id for s in old.sections if s.id in new_ids]
@@ -394,21 +374,14 @@ def _sections(old: Policy, new: Policy) -> Iterator[PolicyChange]:
         )
 
 
-def _safeguard_name(safeguard: Safeguard) -> str:
-    return _labelled("Safeguard", safeguard.label, safeguard.id)
-
-
 def _safeguards(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     # Dropping a safeguard weakens a promise of protection (C2, C3): people should hear of it.
     yield from _keyed(
         "safeguard",
         old.safeguards,
         new.safeguards,
-        key=lambda s: s.id,
-        name=_safeguard_name,
-        added_material=False,
+        name=_named("Safeguard"),
         removed_material=True,
-        compare=_generic("safeguard", _safeguard_name, lambda s: s.id),
     )
 
 
@@ -422,11 +395,8 @@ def _additional_terms(old: Policy, new: Policy) -> Iterator[PolicyChange]:
         "additional_terms",
         old.additional_terms,
         new.additional_terms,
-        key=lambda t: t.id,
         name=_terms_name,
         added_material=True,
-        removed_material=False,
-        compare=_generic("additional_terms", _terms_name, lambda t: t.id),
     )
 
 
@@ -444,7 +414,7 @@ def _categories(old: Policy, new: Policy) -> Iterator[PolicyChange]:
             False,
             {"before": _dump(category)},
         )
-    new_retention = _retention_by_leaf(new)
+    new_retention = retention_by_leaf(new)
     for category in added:
         # A new category's retention is part of what is added: say it here, once.
         rule = new_retention[category.id]
@@ -475,25 +445,8 @@ def _categories(old: Policy, new: Policy) -> Iterator[PolicyChange]:
         )
 
 
-def _subject_name(subject: Subject) -> str:
-    return _labelled("Subject", subject.label, subject.id)
-
-
 def _subjects(old: Policy, new: Policy) -> Iterator[PolicyChange]:
-    yield from _keyed(
-        "subject",
-        old.subjects,
-        new.subjects,
-        key=lambda s: s.id,
-        name=_subject_name,
-        added_material=False,
-        removed_material=False,
-        compare=_generic("subject", _subject_name, lambda s: s.id),
-    )
-
-
-def _point_name(point: CollectionPoint) -> str:
-    return _labelled("Collection point", point.label, point.id)
+    yield from _keyed("subject", old.subjects, new.subjects, name=_named("Subject"))
 
 
 def _opens_access(before: Any, after: Any) -> bool:
@@ -540,52 +493,31 @@ def _field_changes_of_point(
                 True,
                 {"before": before.category, "after": after.category},
             )
-        yield from _field_changes(
-            "field.changed",
-            subject(after),
-            name(after),
-            before,
-            after,
-            skip={"mandatory", "category"},
-        )
 
     # A field's name is unique within its point only: the subject names both.
     yield from _keyed(
         "field",
         was.fields,
         now.fields,
-        key=subject,
         name=name,
+        key=subject,
         added_material=True,
-        removed_material=False,
-        compare=compare,
+        special=compare,
+        skip={"mandatory", "category"},
     )
 
 
 def _collection_points(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     taxonomy = _Taxonomy.of(old, new)
-
-    def compare(was: CollectionPoint, now: CollectionPoint) -> Iterator[PolicyChange]:
-        yield from _field_changes_of_point(taxonomy, was, now)
-        yield from _field_changes(
-            "collection_point.changed",
-            now.id,
-            _point_name(now),
-            was,
-            now,
-            skip={"fields"},
-            widens=_POINT_WIDENS,
-        )
-
     yield from _keyed(
         "collection_point",
         old.collection_points,
         new.collection_points,
-        key=lambda c: c.id,
-        name=_point_name,
+        name=_named("Collection point"),
         added_material=True,
-        removed_material=False,
-        compare=compare,
+        special=partial(_field_changes_of_point, taxonomy),
+        skip={"fields"},
+        widens=_POINT_WIDENS,
     )
 
 
@@ -608,11 +540,10 @@ def _cookies(old: Policy, new: Policy) -> Iterator[PolicyChange]:
         "cookie",
         old.cookies,
         new.cookies,
-        key=lambda c: c.name,
         name=_cookie_name,
+        key=attrgetter("name"),
         added_material=True,
-        removed_material=False,
-        compare=_generic("cookie", _cookie_name, lambda c: c.name, widens=_COOKIE_WIDENS),
+        widens=_COOKIE_WIDENS,
     )
 
 
@@ -627,15 +558,12 @@ _BASIS_WORDS = {
 }
 
 
-def _purpose_label(purpose: Purpose) -> str:
-    return _labelled("Purpose", purpose.label, purpose.id)
-
-
 def _purposes(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     taxonomy = _Taxonomy.of(old, new)
+    purpose_name = _named("Purpose")
 
     def compare(was: Purpose, now: Purpose) -> Iterator[PolicyChange]:
-        name = _purpose_label(now)
+        name = purpose_name(now)
         if was.basis != now.basis:
             yield PolicyChange(
                 "purpose.basis_changed",
@@ -653,37 +581,25 @@ def _purposes(old: Policy, new: Policy) -> Iterator[PolicyChange]:
             gained=f"{name} now uses {{category}}.",
             lost=f"{name} no longer uses {{category}}.",
         )
-        yield from _field_changes(
-            "purpose.changed",
-            now.id,
-            name,
-            was,
-            now,
-            skip={"basis", "categories"},
-            widens={"sale_or_sharing": _turned_on},
-        )
 
     yield from _keyed(
         "purpose",
         old.purposes,
         new.purposes,
-        key=lambda p: p.id,
-        name=_purpose_label,
+        name=purpose_name,
         added_material=True,
-        removed_material=False,
-        compare=compare,
+        special=compare,
+        skip={"basis", "categories"},
+        widens={"sale_or_sharing": _turned_on},
     )
-
-
-def _source_name(source: EnrichmentSource) -> str:
-    return _labelled("Source", source.label, source.id)
 
 
 def _enrichment_sources(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     taxonomy = _Taxonomy.of(old, new)
+    source_name = _named("Source")
 
     def compare(was: EnrichmentSource, now: EnrichmentSource) -> Iterator[PolicyChange]:
-        name = _source_name(now)
+        name = source_name(now)
         yield from taxonomy.category_changes(
             "enrichment_source",
             now.id,
@@ -692,19 +608,15 @@ def _enrichment_sources(old: Policy, new: Policy) -> Iterator[PolicyChange]:
             gained=f"{name} now provides {{category}}.",
             lost=f"{name} no longer provides {{category}}.",
         )
-        yield from _field_changes(
-            "enrichment_source.changed", now.id, name, was, now, skip={"categories"}
-        )
 
     yield from _keyed(
         "enrichment_source",
         old.enrichment_sources,
         new.enrichment_sources,
-        key=lambda s: s.id,
-        name=_source_name,
+        name=source_name,
         added_material=True,
-        removed_material=False,
-        compare=compare,
+        special=compare,
+        skip={"categories"},
     )
 
 
@@ -729,34 +641,26 @@ def _recipients(old: Policy, new: Policy) -> Iterator[PolicyChange]:
             gained=f"{name} now receives {{category}}.",
             lost=f"{name} no longer receives {{category}}.",
         )
-        yield from _purpose_list_changes(
+        yield from _membership_changes(
             "recipient.purpose",
             now.id,
             was.purposes,
             now.purposes,
+            detail="purpose",
             gained=lambda p: f"{name} now receives data for {_purpose_ref(purposes, p)}.",
             lost=lambda p: f"{name} no longer receives data for {_purpose_ref(purposes, p)}.",
             gain_is_material=True,
-        )
-        yield from _field_changes(
-            "recipient.changed",
-            now.id,
-            name,
-            was,
-            now,
-            skip={"categories", "purposes"},
-            widens={"kind": _any_change, "country": _any_change, "direct_marketing": _turned_on},
         )
 
     yield from _keyed(
         "recipient",
         old.recipients,
         new.recipients,
-        key=lambda r: r.id,
         name=_recipient_name,
         added_material=True,
-        removed_material=False,
-        compare=compare,
+        special=compare,
+        skip={"categories", "purposes"},
+        widens={"kind": _any_change, "country": _any_change, "direct_marketing": _turned_on},
     )
 
 
@@ -775,33 +679,17 @@ def _sharing_rules(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     )
 
 
-def _ground_name(ground: TransferGround) -> str:
-    return _labelled("Transfer ground", ground.label, ground.id)
-
-
 def _transfer_grounds(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     yield from _keyed(
         "transfer_ground",
         old.transfer_grounds,
         new.transfer_grounds,
-        key=lambda g: g.id,
-        name=_ground_name,
+        name=_named("Transfer ground"),
         added_material=True,
-        removed_material=False,
-        compare=_generic("transfer_ground", _ground_name, lambda g: g.id),
     )
 
 
 # --- Retention --------------------------------------------------------------------------
-
-
-def _retention_by_leaf(policy: Policy) -> dict[str, RetentionRule]:
-    leaves = _leaves(policy)
-    return {
-        leaf: rule
-        for rule in policy.retention.rules
-        for leaf in expand_categories(rule.category, leaves)
-    }
 
 
 def _retention_words(keep: str, months: int | None) -> str:
@@ -840,13 +728,9 @@ def _retention_change(
     )
 
 
-def _extension_name(reason: RetentionExtension) -> str:
-    return _labelled("Reason to keep data longer", reason.label, reason.id)
-
-
 def _retention(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     taxonomy = _Taxonomy.of(old, new)
-    before, after = _retention_by_leaf(old), _retention_by_leaf(new)
+    before, after = retention_by_leaf(old), retention_by_leaf(new)
     for category in taxonomy.new_leaves:
         was, now = before.get(category), after[category]
         if was is not None and (was.keep, was.months) != (now.keep, now.months):
@@ -867,11 +751,8 @@ def _retention(old: Policy, new: Policy) -> Iterator[PolicyChange]:
         "retention_extension",
         old.retention.kept_longer_for,
         new.retention.kept_longer_for,
-        key=lambda r: r.id,
-        name=_extension_name,
+        name=_named("Reason to keep data longer"),
         added_material=True,
-        removed_material=False,
-        compare=_generic("retention_extension", _extension_name, lambda r: r.id),
     )
     yield from _field_changes(
         "retention.declaration_changed",
@@ -899,13 +780,11 @@ def _waits_longer(before: int | None, after: int | None, *, none_is_unbounded: b
     return (after or 0) > (before or 0)
 
 
-def _right_name(right: Right) -> str:
-    return _labelled("Right", right.label, right.id)
-
-
 def _rights(old: Policy, new: Policy) -> Iterator[PolicyChange]:
+    right_name = _named("Right")
+
     def compare(was: Right, now: Right) -> Iterator[PolicyChange]:
-        name = _right_name(now)
+        name = right_name(now)
         for field_name, (words, unit, unbounded) in _DEADLINES.items():
             before, after = getattr(was, field_name), getattr(now, field_name)
             if before == after:
@@ -917,18 +796,16 @@ def _rights(old: Policy, new: Policy) -> Iterator[PolicyChange]:
                 _waits_longer(before, after, none_is_unbounded=unbounded),
                 {"field": field_name, "before": before, "after": after},
             )
-        yield from _field_changes("right.changed", now.id, name, was, now, skip=_DEADLINES)
 
     # Removing a right takes a choice away; adding one gives one.
     yield from _keyed(
         "right",
         old.rights,
         new.rights,
-        key=lambda r: r.id,
-        name=_right_name,
-        added_material=False,
+        name=right_name,
         removed_material=True,
-        compare=compare,
+        special=compare,
+        skip=_DEADLINES,
     )
 
 
@@ -936,37 +813,27 @@ def _days(value: int | None, unit: str) -> str:
     return "none" if value is None else f"{value} {unit}"
 
 
-def _role_name(role: Role) -> str:
-    return _labelled("Role", role.label, role.id)
-
-
 def _roles(old: Policy, new: Policy) -> Iterator[PolicyChange]:
     purposes = _all_purposes(old, new)
+    role_name = _named("Role")
 
     # Roles say which staff may act for which purpose; they do not widen what is used about a
     # person, so their changes are not material to users.
     def compare(was: Role, now: Role) -> Iterator[PolicyChange]:
-        name = _role_name(now)
-        yield from _purpose_list_changes(
+        name = role_name(now)
+        yield from _membership_changes(
             "role.purpose",
             now.id,
             was.purposes,
             now.purposes,
+            detail="purpose",
             gained=lambda p: f"{name} may now use data for {_purpose_ref(purposes, p)}.",
             lost=lambda p: f"{name} may no longer use data for {_purpose_ref(purposes, p)}.",
             gain_is_material=False,
         )
-        yield from _field_changes("role.changed", now.id, name, was, now, skip={"purposes"})
 
     yield from _keyed(
-        "role",
-        old.roles,
-        new.roles,
-        key=lambda r: r.id,
-        name=_role_name,
-        added_material=False,
-        removed_material=False,
-        compare=compare,
+        "role", old.roles, new.roles, name=role_name, special=compare, skip={"purposes"}
     )
 
 
