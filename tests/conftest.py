@@ -30,7 +30,7 @@ pytest_plugins = ["tests.serving"]
 
 ROOT = Path(__file__).resolve().parents[1]
 OMNI_YAML = ROOT / "policies" / "omni.yaml"
-PUBLISHED_TEXT = ROOT.parent / "shared" / "policy" / "omni-privacy-policy.txt"
+PUBLISHED_TEXT = ROOT / "policies" / "omni-privacy-policy.txt"
 
 
 @pytest.fixture(scope="session")
