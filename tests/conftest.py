@@ -21,6 +21,7 @@ from charter.policy.loader import load_policy
 from charter.policy.schema import Policy
 from charter.settings import Settings
 from charter.staff.service import add_staff, create_key
+from charter.tables import metadata
 from charter.vault.crypto import new_key
 from charter.vault.keystore import SqlKeyStore
 from charter.web.app import create_app
@@ -95,21 +96,43 @@ def database_url_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
 
 
 @pytest.fixture(scope="session")
-def migrated_engine(database_url_factory: Callable[[], str]) -> Iterator[sa.Engine]:
-    engine = make_engine(database_url_factory())
+def migrated_url(database_url_factory: Callable[[], str]) -> str:
+    """One migrated database for the tests that share it (see `db`)."""
+    url = database_url_factory()
+    engine = make_engine(url)
     migrations.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_engine(migrated_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(migrated_url)
     yield engine
     engine.dispose()
 
 
+def _empty_every_table(engine: sa.Engine) -> None:
+    names = [table.name for table in reversed(metadata.sorted_tables)]
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            quoted = ", ".join(f'"{name}"' for name in names)
+            connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+            connection.exec_driver_sql(f"TRUNCATE {quoted} RESTART IDENTITY")
+        else:
+            for name in names:
+                connection.exec_driver_sql(f'DELETE FROM "{name}"')  # noqa: S608 - our tables
+
+
 @pytest.fixture
-def db(migrated_engine: sa.Engine) -> Iterator[Database]:
-    """A Database whose every unit of work is rolled back when the test ends."""
-    connection = migrated_engine.connect()
-    outer = connection.begin()
-    yield Database(migrated_engine, connection=connection)
-    outer.rollback()
-    connection.close()
+def db(migrated_url: str, migrated_engine: sa.Engine) -> Iterator[Database]:
+    """The Database as production opens it, on the session's migrated database: every unit of
+    work really commits (SQLite's write lock and `quick_reading` included). The tables are
+    emptied when the test ends, so each test starts from an empty database."""
+    database = Database.connect(migrated_url)
+    yield database
+    database.dispose()
+    _empty_every_table(migrated_engine)
 
 
 @pytest.fixture

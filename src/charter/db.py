@@ -230,24 +230,17 @@ class _SqliteWriters:
 
 
 class Database:
-    """Units of work over one engine, or over one connection (tests roll it back)."""
+    """Units of work over one engine."""
 
-    def __init__(self, engine: Engine, *, connection: Connection | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        bind: Engine | Connection = connection if connection is not None else engine
-        options: dict[str, Any] = {}
-        if connection is not None:
-            # Inside a test's outer transaction each unit of work is a savepoint.
-            options["join_transaction_mode"] = "create_savepoint"
-        self._read = sessionmaker(bind=bind, expire_on_commit=False, **options)
-        write_bind = (
-            bind if connection is not None else engine.execution_options(charter_write=True)
+        self._read = sessionmaker(bind=engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            bind=engine.execution_options(charter_write=True), expire_on_commit=False
         )
-        self._write = sessionmaker(bind=write_bind, expire_on_commit=False, **options)
         self._writers = _SqliteWriters(_sqlite_file(engine.url)) if self.is_sqlite else None
-        # `quick_reading`: in a test, the test's own connection; else one kept for it.
-        self._quick_bound = connection is not None
+        # The connection `quick_reading` keeps for itself, opened on first use.
         self._quick: Connection | None = None
         self._quick_lock = threading.Lock()
 
@@ -294,8 +287,8 @@ class Database:
         `reads_quickly`). It runs on a connection of its own, never one from the pool:
         threads hold pooled connections while they work, and a loop that waited for one
         would wait for work that needs the loop to finish."""
-        if self._quick_bound or not self._quick_lock.acquire(blocking=False):
-            # In a test, or (never on one event loop) if the connection is in use already.
+        if not self._quick_lock.acquire(blocking=False):
+            # Never on one event loop: the connection is in use by another thread already.
             with self.reading() as session:
                 yield session
             return
