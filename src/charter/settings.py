@@ -27,6 +27,8 @@ class Settings:
     policy_file: Path
     master_key: str | None
     max_body_bytes: int
+    body_timeout_s: float
+    auth_failures_per_minute: int
     workers: int
 
     @classmethod
@@ -44,6 +46,10 @@ class Settings:
             workers=_int(env, "CHARTER_WORKERS", 1, low=1, high=64),
             max_body_bytes=_int(
                 env, "CHARTER_MAX_BODY_BYTES", 16 * 1024 * 1024, low=1024, high=2**31
+            ),
+            body_timeout_s=_int(env, "CHARTER_BODY_TIMEOUT_S", 30, low=1, high=3600),
+            auth_failures_per_minute=_int(
+                env, "CHARTER_AUTH_FAILURES_PER_MINUTE", 60, low=1, high=1_000_000
             ),
         )
 

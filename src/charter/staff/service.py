@@ -171,7 +171,12 @@ def list_keys(session: Session, staff_name: str | None = None) -> list[ApiKey]:
 
 
 class AuthenticationFailed(Unauthenticated):
-    """The key was refused; `reason` is short and safe to show and to audit."""
+    """The key was refused; `reason` is short and safe to show and to audit. `key_id` names
+    the key when one with that id exists (a real key presented wrongly, revoked, expired)."""
+
+    def __init__(self, message: str, *, code: str, key_id: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.key_id = key_id
 
 
 _KEYS, _STAFF = table_of(ApiKey), table_of(StaffMember)
@@ -199,40 +204,39 @@ def authenticate(session: Session, clock: Clock, policy: CompiledPolicy, present
     row = session.connection().execute(_KEY_LOOKUP, {"key_id": key_id}).one_or_none()
     stored = row.secret_hash if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(stored, _hash_secret(secret))
-    if row is None or not matches:
+    if row is None:
         raise AuthenticationFailed("the API key is not valid", code="invalid_key")
-    now = clock.now()
+
+    def refused(message: str, code: str) -> AuthenticationFailed:
+        return AuthenticationFailed(message, code=code, key_id=key_id)
+
+    if not matches:
+        raise refused("the API key is not valid", "invalid_key")
     if row.revoked_at is not None:
-        raise AuthenticationFailed("the API key was revoked", code="revoked_key")
-    if row.expires_at is not None and row.expires_at <= now:
-        raise AuthenticationFailed("the API key has expired", code="expired_key")
+        raise refused("the API key was revoked", "revoked_key")
+    if row.expires_at is not None and row.expires_at <= clock.now():
+        raise refused("the API key has expired", "expired_key")
     if not row.active:
-        raise AuthenticationFailed("the staff member is disabled", code="staff_disabled")
+        raise refused("the staff member is disabled", "staff_disabled")
     permissions = policy.role_permissions.get(row.role)
     if permissions is None:
-        raise AuthenticationFailed(
-            "the staff member's role is not in the policy", code="unknown_role"
-        )
+        raise refused("the staff member's role is not in the policy", "unknown_role")
     return Actor(row.staff_id, key_id, row.role, permissions)
 
 
-def record_failed_authentication(
-    session: Session, clock: Clock, *, code: str, key_id: str | None
+def record_permission_denied(
+    session: Session, clock: Clock, *, actor: Actor, route: str, permission: str
 ) -> None:
-    """Audit a refused key; the entry names the key id at most, never the secret."""
+    """Audit a request refused for lack of permission: who asked, where, for what. A staff
+    member trying doors their role does not open leaves a trace (OWASP ASVS 16.3.2)."""
     record(
         session,
         clock,
         Event(
-            "anonymous",
-            "auth:key:refused",
-            f"key:{key_id}" if key_id else "",
+            actor.ref,
+            "auth:permission:denied",
+            f"route:{route}",
             outcome="refused",
-            details={"code": code},
+            details={"permission": permission, "role": actor.role},
         ),
     )
-
-
-def presented_key_id(presented: str) -> str | None:
-    match = _KEY_SHAPE.match(presented)
-    return match.group(1) if match else None

@@ -26,6 +26,11 @@ class BlindIndex:
     def visitor(self, visitor_id: str) -> str:
         return self._digest("visitor", visitor_id.strip())
 
+    def client(self, address: str) -> str:
+        """A short digest of a client's network address, for counting its refused keys: 64
+        bits tell clients apart without keeping the address."""
+        return self._digest("client", address)[:16]
+
     def batch(self, content: bytes) -> str:
         """A keyed digest of an event batch: it tells a retry from a different batch without
         keeping an unkeyed hash of the personal data in it."""

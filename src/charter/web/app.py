@@ -9,8 +9,9 @@ from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
 from charter.vault.keystore import KeyStore
+from charter.web.background import lifespan
 from charter.web.errors import install_error_handlers
-from charter.web.limits import BodySizeLimit
+from charter.web.gate import Gate
 from charter.web.routes import audit, choices, collection, events, health, people, policy, staff
 from charter.web.runtime import Runtime
 
@@ -31,12 +32,14 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
-    app.state.runtime = Runtime(
+    runtime = Runtime(
         settings=settings, policy=compiled, db=db, keys=keys, clock=clock or SystemClock()
     )
+    app.state.runtime = runtime
     install_error_handlers(app)
     for module in (health, policy, staff, audit, collection, events, people, choices):
         app.include_router(module.router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Gate, router=app.router, runtime=runtime)
     return app

@@ -1,27 +1,18 @@
-"""The door: every non-public route asks for a `Permit`, which authenticates the bearer key
-and checks that the caller's role has the route's permission."""
+"""The door: every non-public route asks for a `Permit`, which names the permission its
+caller's role must hold. The key is checked by the `Gate` (web/gate.py) from the headers,
+before a byte of the body is read; the `Permit` hands the route the `Actor` it admitted."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
-from charter.errors import Forbidden
+from charter.errors import Unauthenticated
 from charter.policy.schema import Permission
-from charter.staff.service import (
-    Actor,
-    AuthenticationFailed,
-    authenticate,
-    presented_key_id,
-    record_failed_authentication,
-)
-from charter.web.deps import RuntimeDep
+from charter.staff.service import Actor
 
 # Routes anyone may call. Everything else must depend on a Permit (tests/web/test_guards.py).
 PUBLIC_PATHS = frozenset(
@@ -36,56 +27,46 @@ PUBLIC_PATHS = frozenset(
     }
 )
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `charter keys create`.")
+# What a request body may weigh unless its route says otherwise: every body but a batch of
+# events is a few fields.
+SMALL_BODY_BYTES = 64 * 1024
+# A submission to a form: a résumé or a letter among its fields.
+FORM_BODY_BYTES = 2 * 1024 * 1024
+# A batch of events: as much as CHARTER_MAX_BODY_BYTES allows.
+BULK_BODY_BYTES = 2**31
+
+# Declares the Bearer scheme of every guarded route in the OpenAPI document ("Authorize" in
+# /docs); the Gate has already read the header itself.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key from `charter keys create`.")
 
 
 class Permit:
-    """Dependency: the calling `Actor`, if their key is good and their role may `permission`."""
+    """Dependency: the calling `Actor`, whose key the Gate found good and whose role may
+    `permission`. `body_bytes` is the largest body the route takes (capped by
+    CHARTER_MAX_BODY_BYTES)."""
 
-    def __init__(self, permission: Permission) -> None:
+    def __init__(self, permission: Permission, *, body_bytes: int = SMALL_BODY_BYTES) -> None:
         self.permission = permission
+        self.body_bytes = body_bytes
 
     async def __call__(
         self,
-        runtime: RuntimeDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     ) -> Actor:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            failure = AuthenticationFailed(
-                "an API key is required: Authorization: Bearer <key>", code="missing_key"
-            )
-            await run_in_threadpool(self._audit, runtime, failure, None)
-            raise failure
-        presented = credentials.credentials
-        try:
-            # On SQLite the key's row is read right here: one indexed read of a local file
-            # takes less than handing the work to the thread pool and back, which costs every
-            # request two switches between threads. PostgreSQL's round trip over the network
-            # must not hold up the event loop, so there it goes to the pool.
-            db = runtime.db
-            if db.reads_quickly:
-                actor = self._authenticate(db.quick_reading, runtime, presented)
-            else:
-                actor = await run_in_threadpool(self._authenticate, db.reading, runtime, presented)
-        except AuthenticationFailed as failure:
-            # A refusal is written to the audit log: a write, which waits for the write
-            # lock, so never on the event loop.
-            await run_in_threadpool(self._audit, runtime, failure, presented_key_id(presented))
-            raise
-        if self.permission not in actor.permissions:
-            raise Forbidden(
-                f"the role '{actor.role}' may not {self.permission}", code="permission_denied"
-            )
+        actor = request.scope.get("state", {}).get("actor")
+        if not isinstance(actor, Actor) or self.permission not in actor.permissions:
+            # Only an app served without its Gate gets here; refuse rather than serve.
+            raise Unauthenticated("an API key is required", code="missing_key")
         return actor
 
-    @staticmethod
-    def _authenticate(
-        reading: Callable[[], AbstractContextManager[Session]], runtime: RuntimeDep, presented: str
-    ) -> Actor:
-        with reading() as session:
-            return authenticate(session, runtime.clock, runtime.policy, presented)
 
-    @staticmethod
-    def _audit(runtime: RuntimeDep, failure: AuthenticationFailed, key_id: str | None) -> None:
-        with runtime.db.writing() as session:
-            record_failed_authentication(session, runtime.clock, code=failure.code, key_id=key_id)
+def permits_of(dependant: Dependant) -> list[Permit]:
+    """Every `Permit` a route relies on, however deep in its sub-dependencies (a router's
+    own dependencies included)."""
+    found = []
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, Permit):
+            found.append(sub.call)
+        found.extend(permits_of(sub))
+    return found

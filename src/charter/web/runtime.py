@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from starlette.types import Scope
+
 from charter.clock import Clock
 from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
 from charter.settings import Settings
+from charter.staff.attempts import FailedAttempts
+from charter.vault.identifiers import BlindIndex
 from charter.vault.keystore import KeyStore
 
 
@@ -19,10 +23,22 @@ class Runtime:
     db: Database
     keys: KeyStore
     clock: Clock
+    attempts: FailedAttempts = field(init=False)
+    _index: BlindIndex = field(init=False, repr=False)
     _page: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.attempts = FailedAttempts(self.settings.auth_failures_per_minute)
+        self._index = BlindIndex(self.keys.index_key())
 
     def policy_page(self) -> str:
         """The rendered policy page; rendered once per loaded policy."""
         if self._page is None:
             self._page = render_html(self.policy.policy)
         return self._page
+
+    def client_ref(self, scope: Scope) -> str:
+        """How the audit log and the limits name the client of a request: a keyed digest of
+        its address, never the address."""
+        client = scope.get("client")
+        return self._index.client(client[0] if client else "")

@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from charter.staff.service import Actor
 from charter.vault.collection import Submission, collect
-from charter.web.auth import Permit
+from charter.web.auth import FORM_BODY_BYTES, Permit
 from charter.web.deps import PolicyDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["collection"])
-Collector = Annotated[Actor, Depends(Permit("people:collect"))]
+Collector = Annotated[Actor, Depends(Permit("people:collect", body_bytes=FORM_BODY_BYTES))]
 FieldValue = Annotated[str, Field(max_length=100_000)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200)]
 

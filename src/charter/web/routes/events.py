@@ -9,11 +9,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from charter.staff.service import Actor
 from charter.vault.events import MAX_BATCH, ingest_batch
-from charter.web.auth import Permit
+from charter.web.auth import BULK_BODY_BYTES, Permit
 from charter.web.deps import PolicyDep, RuntimeDep
 
 router = APIRouter(prefix="/v1", tags=["events"])
-Writer = Annotated[Actor, Depends(Permit("events:write"))]
+Writer = Annotated[Actor, Depends(Permit("events:write", body_bytes=BULK_BODY_BYTES))]
 Short = Annotated[str, Field(max_length=2048)]
 
 

@@ -1,0 +1,172 @@
+"""The Gate: every request passes it before the app reads a byte of the body.
+
+For the route a request is for, the Gate knows from the route's `Permit`s what its caller
+must be allowed to do and how large a body it takes. From the headers alone it refuses a
+declared body over that size, a client past its limit of refused keys (429), a missing or
+bad key (401) and a role without the permission (403, audited); only then does it read the
+body, within the route's size and a time limit, and hand the request on with its `Actor`.
+So an anonymous caller costs a header parse, however large a body it announces or however
+slowly it sends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from charter.staff.service import (
+    Actor,
+    AuthenticationFailed,
+    authenticate,
+    record_permission_denied,
+)
+from charter.web.auth import SMALL_BODY_BYTES, permits_of
+from charter.web.errors import error_response
+from charter.web.limits import declared_length_refusal, read_body
+from charter.web.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a route asks of its callers: permissions (none for a public route) and a body
+    size."""
+
+    permissions: tuple[str, ...]
+    body_bytes: int
+
+    @classmethod
+    def of(cls, route: RouteContext) -> Guard:
+        if not isinstance(route.original_route, APIRoute):
+            return _OPEN
+        permits = permits_of(route.dependant)
+        if not permits:
+            return _OPEN
+        return cls(
+            tuple(dict.fromkeys(p.permission for p in permits)),
+            max(p.body_bytes for p in permits),
+        )
+
+
+_OPEN = Guard((), SMALL_BODY_BYTES)
+
+
+def _unauthenticated(failure: AuthenticationFailed) -> Response:
+    # RFC 9110 s. 15.5.2: a 401 names the scheme that would be accepted.
+    response = error_response(401, failure.code, failure.message)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _presented_key(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            key = key.strip()
+            return key if scheme.lower() == "bearer" and key else None
+    return None
+
+
+class Gate:
+    """ASGI middleware in front of the app's router (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, *, router: Router, runtime: Runtime) -> None:
+        self.app = app
+        self._router = router
+        self._runtime = runtime
+        # Routes are only known once the app is built, and a test may add one later: the
+        # table of routes (as served, included routers flattened) and their guards is made
+        # again whenever the router's routes change.
+        self._built_for: tuple[int, ...] = ()
+        self._table: list[tuple[RouteContext, Guard]] = []
+
+    def _guard(self, scope: Scope) -> tuple[str | None, Guard]:
+        routes = self._router.routes
+        if tuple(map(id, routes)) != self._built_for:
+            self._table = [(route, Guard.of(route)) for route in iter_route_contexts(routes)]
+            self._built_for = tuple(map(id, routes))
+        for route, guard in self._table:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return route.path, guard
+        return None, _OPEN
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        route, guard = self._guard(scope)
+        limit = min(guard.body_bytes, self._runtime.settings.max_body_bytes)
+        refusal = declared_length_refusal(scope, limit)
+        if refusal is None and guard.permissions:
+            refusal = await self._admit(scope, route or "", guard)
+        if refusal is None:
+            replaying, refusal = await read_body(
+                receive, limit=limit, timeout_s=self._runtime.settings.body_timeout_s
+            )
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, replaying or receive, send)
+
+    async def _admit(self, scope: Scope, route: str, guard: Guard) -> Response | None:
+        """None if the caller may pass (its `Actor` put in the scope's state), else the
+        refusal to send."""
+        runtime = self._runtime
+        client = runtime.client_ref(scope)
+        retry_after = runtime.attempts.retry_after(client, runtime.clock.now())
+        if retry_after is not None:
+            response = error_response(
+                429,
+                "too_many_attempts",
+                f"too many refused keys from this client; try again in {retry_after} s",
+            )
+            response.headers["Retry-After"] = str(retry_after)
+            return response
+        try:
+            actor = await self._authenticate(_presented_key(scope))
+        except AuthenticationFailed as failure:
+            runtime.attempts.note(client, runtime.clock.now(), failure.code, failure.key_id)
+            return _unauthenticated(failure)
+        missing = [p for p in guard.permissions if p not in actor.permissions]
+        if missing:
+            method = scope.get("method", "")
+            await run_in_threadpool(self._record_denied, actor, f"{method} {route}", missing[0])
+            return error_response(
+                403, "permission_denied", f"the role '{actor.role}' may not {missing[0]}"
+            )
+        scope.setdefault("state", {})["actor"] = actor
+        return None
+
+    async def _authenticate(self, presented: str | None) -> Actor:
+        if presented is None:
+            raise AuthenticationFailed(
+                "an API key is required: Authorization: Bearer <key>", code="missing_key"
+            )
+        db = self._runtime.db
+        # On SQLite the key's row is read right here: one indexed read of a local file takes
+        # less than handing the work to the thread pool and back, which costs every request
+        # two switches between threads. PostgreSQL's round trip over the network must not
+        # hold up the event loop, so there it goes to the pool.
+        if db.reads_quickly:
+            return self._check(db.quick_reading, presented)
+        return await run_in_threadpool(self._check, db.reading, presented)
+
+    def _check(self, reading: Callable[[], AbstractContextManager[Session]], key: str) -> Actor:
+        runtime = self._runtime
+        with reading() as session:
+            return authenticate(session, runtime.clock, runtime.policy, key)
+
+    def _record_denied(self, actor: Actor, route: str, permission: str) -> None:
+        runtime = self._runtime
+        with runtime.db.writing() as session:
+            record_permission_denied(
+                session, runtime.clock, actor=actor, route=route, permission=permission
+            )
