@@ -211,6 +211,7 @@ def test_init_twice_reuses_the_policy_and_the_database(
     assert len(loads) == 2
 
 
+@pytest.mark.clause("C3")
 def test_init_audits_the_policy_it_loaded(tmp_path: Path, committed_db: Database) -> None:
     home = tmp_path / "home"
 
@@ -225,6 +226,7 @@ def test_init_audits_the_policy_it_loaded(tmp_path: Path, committed_db: Database
     assert json.loads(loaded["details"]) == {"sha256": digest}
 
 
+@pytest.mark.clause("C3")
 def test_staff_and_key_changes_are_audited_without_secrets(
     tmp_path: Path, committed_db: Database
 ) -> None:

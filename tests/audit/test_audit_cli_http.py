@@ -21,6 +21,8 @@ from charter.db import Database
 from tests.conftest import bearer
 from tests.serving import CHARTER
 
+pytestmark = pytest.mark.clause("C3")
+
 
 def append(db: Database, clock: FixedClock, count: int, action: str = "test:thing:done") -> None:
     for number in range(count):
@@ -147,6 +149,7 @@ def test_http_verify_reports_ok_then_the_broken_entry(
     assert broken.json()["first_bad_seq"] == last - 4
 
 
+@pytest.mark.clause("C2")
 def test_http_verify_needs_the_audit_read_permission(
     client: TestClient, make_key: Callable[[str], str]
 ) -> None:

@@ -21,6 +21,8 @@ from charter.audit.chain import (
 from charter.clock import FixedClock
 from charter.db import Database
 
+pytestmark = pytest.mark.clause("C3")
+
 LENGTH = 20
 COLUMNS = "seq, at, actor, action, target, outcome, details, prev_hash, hash"
 # Which entries to tamper with: the first, middle ones, the one before the last, the last.

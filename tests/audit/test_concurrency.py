@@ -57,6 +57,7 @@ def appended_by_writer(db: Database) -> Counter[str]:
     return Counter(actor for actor, _ in rows)
 
 
+@pytest.mark.clause("C3")
 @pytest.mark.slow
 def test_two_processes_append_to_one_chain(committed_db: Database) -> None:
     per_writer = 200
@@ -81,6 +82,7 @@ def test_two_processes_append_to_one_chain(committed_db: Database) -> None:
         assert sum(1 for one, two in itertools.pairwise(actors) if one != two) > 2
 
 
+@pytest.mark.clause("C3")
 def test_eight_threads_append_through_one_database(committed_db: Database) -> None:
     per_thread = 25
     clock = SystemClock()
@@ -114,6 +116,7 @@ def test_eight_threads_append_through_one_database(committed_db: Database) -> No
     assert appended_by_writer(committed_db) == {f"writer:{n}": per_thread for n in range(8)}
 
 
+@pytest.mark.clause("C3")
 def test_verify_while_writers_append_never_reports_a_false_break(committed_db: Database) -> None:
     clock = SystemClock()
     stop = threading.Event()

@@ -1,90 +1,358 @@
-"""Every promise of the published text (C1-C26) is kept by something `omni.yaml` declares,
-and everything it declares refers only to what it declares."""
+"""Every promise of the published text (C1-C26) is proven kept by a behaviour test, or is
+listed below as not yet enforced; and everything `omni.yaml` declares refers only to what it
+declares.
+
+A behaviour test says which clauses it proves with `@pytest.mark.clause("C17")` (or a
+module's `pytestmark`); `charter.policy.trace` reads those markers. A clause that only the
+YAML names is declared, not kept.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
+import json
+import re
+import subprocess
+import textwrap
+from pathlib import Path
 
 import pytest
 
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.loader import parse_policy
 from charter.policy.schema import Policy
+from charter.policy.trace import CLAUSES, MarkerProblem, Status, scan_tests, trace_clauses
+from tests.serving import CHARTER
 
-CLAUSES = [f"C{number}" for number in range(1, 27)]
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "tests"
+OMNI_YAML = ROOT / "policies" / "omni.yaml"
 
-
-def implementers(policy: Policy) -> dict[str, set[str]]:
-    """Clause id -> the top-level parts of `policy` whose items name it.
-
-    Sections only carry the published text; they are left out, because a clause is
-    implemented by a rule, a form, a purpose..., not by the paragraph that states it.
-    """
-    found: dict[str, set[str]] = defaultdict(set)
-
-    def walk(value: Any, part: str) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if key == "clauses":
-                    for clause in inner:
-                        found[clause].add(part)
-                else:
-                    walk(inner, part)
-        elif isinstance(value, list):
-            for inner in value:
-                walk(inner, part)
-
-    for part, value in policy.model_dump().items():
-        if part != "sections":
-            walk(value, part)
-    return found
+# The clauses that no behaviour test proves yet, and why. A clause that loses its last test
+# fails the trace test below; a clause listed here that gains a test must be taken off.
+NOT_YET_ENFORCED = {
+    "C4": "additional terms are declared and shown; no acceptance is recorded per person",
+    "C15": "user cookies are declared, but nothing at run time tells users' cookies apart",
+    "C20": "no push subscriptions, so no device opt-out to honour",
+    "C21": "no disclosures exist, so none for a third party's own purpose is refused",
+    "C22": "no disclosure is recorded or guarded; only uses are decided (GPC, opt-out)",
+    "C23": "retention periods are declared and shown; nothing deletes when they end",
+    "C24": "no transfer ledger; no transfer is refused for want of a ground",
+    "C25": "no Shine the Light intake, deadline or report",
+}
 
 
-def test_every_clause_is_implemented_by_an_item(omni_policy: Policy) -> None:
-    found = implementers(omni_policy)
+def write_tests(root: Path, files: dict[str, str]) -> Path:
+    """A tests folder under `root` holding `files` (path -> source), for the scanner."""
+    folder = root / "tests"
+    for name, source in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return folder
 
-    assert [clause for clause in CLAUSES if clause not in found] == []
-    assert set(found) <= set(CLAUSES)
+
+# --- the trace of the suite ---------------------------------------------------------------------
+
+
+def test_every_clause_has_a_behaviour_test_or_is_listed_as_not_yet_enforced(
+    omni_policy: Policy,
+) -> None:
+    trace = trace_clauses(omni_policy, SUITE)
+    unproven = trace.having(Status.DECLARED)
+
+    assert [str(problem) for problem in trace.problems] == []
+    assert trace.having(Status.NOT_DECLARED) == []
+    assert [c for c in unproven if c not in NOT_YET_ENFORCED] == [], "these lost every test"
+    assert [c for c in NOT_YET_ENFORCED if c not in unproven] == [], (
+        "these clauses have behaviour tests now: take them off NOT_YET_ENFORCED"
+    )
 
 
 def test_every_clause_is_stated_by_a_section(omni_policy: Policy) -> None:
     stated = {clause for section in omni_policy.sections for clause in section.clauses}
 
-    assert sorted(stated, key=lambda c: int(c[1:])) == CLAUSES
+    assert sorted(stated, key=lambda c: int(c[1:])) == list(CLAUSES)
 
 
-@pytest.mark.parametrize(
-    ("clause", "part"),
-    [
-        ("C2", "roles"),
-        ("C9", "categories"),
-        ("C11", "cookies"),
-        ("C18", "purposes"),
-        ("C19", "enrichment_sources"),
-        ("C21", "sharing_rules"),
-        ("C22", "recipients"),
-        ("C23", "retention"),
-        ("C24", "transfer_grounds"),
-        ("C25", "rights"),
-        ("C26", "changes"),
-    ],
-)
-def test_a_clause_is_kept_where_its_promise_is_enforced(
-    omni_policy: Policy, clause: str, part: str
+def test_policy_items_are_traced_by_their_paths_and_sections_apart(omni_policy: Policy) -> None:
+    trace = {clause.clause: clause for clause in trace_clauses(omni_policy, SUITE).clauses}
+
+    assert trace["C21"].items == ("sharing_rules",)
+    assert "recipients.google_ads" in trace["C22"].items
+    assert "purposes.promotional" in trace["C22"].items
+    assert "retention.rules.billing" in trace["C23"].items
+    assert "cookies.omni_session" in trace["C15"].items
+    assert "categories.identity.name" in trace["C16"].items
+    assert trace["C26"].items == ("organisation", "changes")
+    assert trace["C26"].sections == ("sections.privacy_policy_changes",)
+    assert not [item for c in trace.values() for item in c.items if item.startswith("sections")]
+
+
+# --- the scanner notices what is missing ------------------------------------------------------
+
+
+def test_the_clauses_a_tests_folder_does_not_prove_are_found_not_enforced(
+    tmp_path: Path, omni_policy: Policy
 ) -> None:
-    assert part in implementers(omni_policy)[clause]
+    folder = write_tests(
+        tmp_path,
+        {
+            "test_forms.py": """\
+                import sys
+
+                import pytest
+
+                pytestmark = [pytest.mark.slow, pytest.mark.clause("C5")]
 
 
-def test_a_clause_named_nowhere_is_found_missing(omni_text: str) -> None:
-    # Re-label every C25 (California rights) as C1: the walk must notice C25 has gone.
-    text = omni_text.replace("C25]", "C1]").replace("C25,", "C1,")
-    assert "C25" not in text.split("clauses:", 1)[1]
+                @pytest.mark.clause("C17")
+                @pytest.mark.parametrize("field", ["name", "email"])
+                def test_a_missing_field_is_refused(field):
+                    assert field
+
+
+                @pytest.mark.skipif(sys.platform == "win32", reason="runs on one kind only")
+                def test_a_form_is_stored():
+                    assert True
+
+
+                @pytest.mark.clause("C6", "C7")
+                class TestLetters:
+                    def test_a_letter_is_kept(self):
+                        assert True
+
+                    def helper(self):
+                        return None
+            """,
+            "audit/test_chain.py": """\
+                from pytest import mark
+
+
+                @mark.clause("C3")
+                async def test_an_edit_is_found():
+                    assert True
+            """,
+            # Not a test file by pytest's rules: its markers prove nothing.
+            "helpers.py": """\
+                import pytest
+
+
+                @pytest.mark.clause("C9")
+                def test_looks_like_one():
+                    assert True
+            """,
+        },
+    )
+
+    trace = trace_clauses(omni_policy, folder)
+    tests = {clause.clause: clause.tests for clause in trace.clauses}
+
+    assert trace.problems == ()
+    assert trace.having(Status.ENFORCED) == ["C3", "C5", "C6", "C7", "C17"]
+    assert trace.having(Status.DECLARED) == [
+        clause for clause in CLAUSES if clause not in {"C3", "C5", "C6", "C7", "C17"}
+    ]
+    assert tests["C5"] == (
+        "tests/test_forms.py::test_a_missing_field_is_refused",
+        "tests/test_forms.py::test_a_form_is_stored",
+        "tests/test_forms.py::TestLetters::test_a_letter_is_kept",
+    )
+    assert tests["C17"] == ("tests/test_forms.py::test_a_missing_field_is_refused",)
+    assert (
+        tests["C6"] == tests["C7"] == ("tests/test_forms.py::TestLetters::test_a_letter_is_kept",)
+    )
+    assert tests["C3"] == ("tests/audit/test_chain.py::test_an_edit_is_found",)
+    assert tests["C9"] == ()
+
+
+def test_a_marker_the_trace_cannot_count_is_a_located_problem(tmp_path: Path) -> None:
+    folder = write_tests(
+        tmp_path,
+        {
+            "test_odd.py": """\
+                import pytest
+
+                CLAUSE = "C1"
+
+
+                @pytest.mark.clause("C27")
+                def test_out_of_the_catalogue():
+                    assert True
+
+
+                @pytest.mark.clause("c17", kind="form")
+                def test_lower_case():
+                    assert True
+
+
+                @pytest.mark.clause()
+                def test_nothing_named():
+                    assert True
+
+
+                @pytest.mark.clause(CLAUSE)
+                def test_a_name_not_a_text():
+                    assert True
+
+
+                @pytest.fixture
+                @pytest.mark.clause("C2")
+                def person():
+                    return "p"
+
+
+                @pytest.mark.parametrize("x", [pytest.param(1, marks=pytest.mark.clause("C8"))])
+                def test_a_marked_parameter(x):
+                    assert x
+
+
+                @pytest.mark.skip(reason="not built yet")
+                @pytest.mark.clause("C20")
+                def test_never_run():
+                    assert False
+            """,
+            "test_broken.py": "def test_(:\n",
+        },
+    )
+
+    proofs = scan_tests(folder)
+
+    assert proofs.tests == {}
+    odd = "tests/test_odd.py"
+    assert list(proofs.problems) == [
+        MarkerProblem("tests/test_broken.py", 1, "cannot be read as Python: invalid syntax"),
+        MarkerProblem(odd, 6, "'C27' is not a clause of the policy (C1-C26)"),
+        MarkerProblem(odd, 11, "a clause marker takes clause ids only, no keywords"),
+        MarkerProblem(odd, 11, "'c17' is not a clause of the policy (C1-C26)"),
+        MarkerProblem(odd, 16, "a clause marker that names no clause"),
+        MarkerProblem(odd, 21, "a clause id must be written out, as in 'C17'"),
+        MarkerProblem(odd, 28, "'person' is marked but is not a test"),
+        MarkerProblem(odd, 39, "'test_never_run' is skipped or xfail: not counted"),
+        MarkerProblem(
+            odd,
+            32,
+            "a clause marker that is neither a decorator of a test nor in pytestmark: "
+            "the trace cannot tell which test it marks",
+        ),
+    ]
+
+
+def test_a_clause_no_item_declares_is_found_not_declared(tmp_path: Path, omni_text: str) -> None:
+    # Re-label every C25 (California rights) of the items as C1: the trace must notice.
+    head, items = omni_text.split("\nsafeguards:", 1)
+    text = head + "\nsafeguards:" + items.replace("C25]", "C1]").replace("C25,", "C1,")
     policy = parse_policy(text, "omni.yaml")
 
-    found = implementers(policy)
+    trace = {c.clause: c for c in trace_clauses(policy, write_tests(tmp_path, {})).clauses}
 
-    assert [clause for clause in CLAUSES if clause not in found] == ["C25"]
+    assert trace["C25"].status is Status.NOT_DECLARED
+    assert trace["C25"].items == ()
+    assert trace["C25"].sections == ("sections.california_privacy_rights",)
+    assert trace["C24"].status is Status.DECLARED
+
+
+# --- `charter policy clauses` -----------------------------------------------------------------
+
+
+def clauses_command(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHARTER, "policy", "clauses", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The first line of each clause's row of the table, as its cells."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in re.split(r"[│┃|]", line)[1:-1]]
+        if cells and re.fullmatch(r"C\d+", cells[0]):
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.slow
+def test_the_command_reports_the_suites_trace_as_json() -> None:
+    result = clauses_command("--json")
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    pending = [clause for clause in CLAUSES if clause in NOT_YET_ENFORCED]
+    assert (report["policy"], report["tests"]) == (str(OMNI_YAML), str(SUITE))
+    assert (report["total"], report["enforced"]) == (26, 26 - len(pending))
+    assert report["declared_not_enforced"] == pending
+    assert report["not_declared"] == []
+    assert report["problems"] == []
+    by_clause = {entry["clause"]: entry for entry in report["clauses"]}
+    assert list(by_clause) == list(CLAUSES)
+    mandatory = by_clause["C17"]
+    assert mandatory["status"] == "enforced"
+    assert "collection_points.sign_up" in mandatory["items"]
+    assert mandatory["sections"] == ["sections.collectible_information", "sections.services_users"]
+    assert (
+        "tests/vault/test_collection.py::"
+        "test_a_missing_mandatory_field_is_refused_and_every_one_is_named"
+    ) in mandatory["tests"]
+    assert by_clause["C25"] == {
+        "clause": "C25",
+        "status": "declared, not enforced",
+        "items": ["recipients.omni_europe", "rights.shine_the_light"],
+        "sections": ["sections.california_privacy_rights"],
+        "tests": [],
+    }
+
+
+@pytest.mark.slow
+def test_the_command_prints_a_table_a_summary_and_marker_problems(tmp_path: Path) -> None:
+    folder = write_tests(
+        tmp_path,
+        {
+            "test_some.py": """\
+                import pytest
+
+
+                @pytest.mark.clause("C17")
+                def test_refused():
+                    assert True
+
+
+                @pytest.mark.clause("C3", "C33")
+                def test_audited():
+                    assert True
+            """
+        },
+    )
+
+    result = clauses_command("--policy", OMNI_YAML, "--tests", folder)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("tests/test_some.py:9: 'C33' is not a clause of the policy (C1-C26)\n")
+    pending = ", ".join(clause for clause in CLAUSES if clause not in {"C3", "C17"})
+    assert result.stdout.splitlines()[-1] == (
+        f"2 of 26 clauses enforced by behaviour tests; declared but not yet enforced: {pending}"
+    )
+    rows = table_rows(result.stdout)
+    assert list(rows) == list(CLAUSES)
+    assert [rows["C17"][i] for i in (0, 3, 4)] == ["C17", "1", "enforced"]
+    assert [rows["C4"][i] for i in (0, 1, 3, 4)] == ["C4", "2", "0", "declared, not enforced"]
+    assert rows["C21"][2] == "sharing_rules"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["nowhere", "a file"])
+def test_a_missing_tests_folder_is_one_line_and_exit_2(tmp_path: Path, where: str) -> None:
+    folder = tmp_path / "tests"
+    if where == "a file":
+        folder.write_text("not a folder\n", encoding="utf-8")
+
+    result = clauses_command("--tests", folder)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"charter: no tests folder at {folder}\n"
 
 
 # --- references resolve -----------------------------------------------------------------

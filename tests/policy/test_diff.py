@@ -17,6 +17,8 @@ from charter.policy.diff import PolicyChange, diff_policies
 from charter.policy.loader import parse_policy
 from tests.serving import CHARTER
 
+pytestmark = pytest.mark.clause("C26")
+
 Row = tuple[str, str, bool, str]
 
 

@@ -116,6 +116,7 @@ def test_published_text_has_the_ten_headings() -> None:
     ]
 
 
+@pytest.mark.clause("C1")
 def test_html_sections_follow_the_published_text(omni_policy: Policy) -> None:
     page = Page(render_html(omni_policy))
 
@@ -123,6 +124,7 @@ def test_html_sections_follow_the_published_text(omni_policy: Policy) -> None:
     assert page.level("h1") == ["OMNI Technologies, LLC Privacy Policy"]
 
 
+@pytest.mark.clause("C1")
 def test_markdown_sections_follow_the_published_text(omni_policy: Policy) -> None:
     markdown = render_markdown(omni_policy)
 
@@ -130,6 +132,7 @@ def test_markdown_sections_follow_the_published_text(omni_policy: Policy) -> Non
     assert markdown_headings(markdown, "# ") == ["OMNI Technologies, LLC Privacy Policy"]
 
 
+@pytest.mark.clause("C26")
 def test_html_shows_the_last_modified_date_before_the_first_section(omni_policy: Policy) -> None:
     page = Page(render_html(omni_policy))
 
@@ -137,6 +140,7 @@ def test_html_shows_the_last_modified_date_before_the_first_section(omni_policy:
     assert "Version 1.0" in page.text_before_h2
 
 
+@pytest.mark.clause("C26")
 def test_markdown_shows_the_last_modified_date_before_the_first_section(
     omni_policy: Policy,
 ) -> None:
@@ -147,6 +151,7 @@ def test_markdown_shows_the_last_modified_date_before_the_first_section(
     assert "Version 1.0" in before_first_section
 
 
+@pytest.mark.clause("C1")
 @pytest.mark.parametrize(
     ("edit", "shown"),
     [
@@ -179,6 +184,7 @@ def test_the_page_is_rendered_from_the_yaml(
     assert before not in changed
 
 
+@pytest.mark.clause("C1", "C9", "C11")
 @pytest.mark.parametrize("render", [render_html, render_markdown], ids=["html", "markdown"])
 def test_every_cookie_recipient_purpose_and_category_is_on_the_page(
     omni_policy: Policy, render: Renderer
@@ -195,6 +201,7 @@ def test_every_cookie_recipient_purpose_and_category_is_on_the_page(
     assert [name for name in names if name not in text] == []
 
 
+@pytest.mark.clause("C1", "C11", "C17")
 def test_html_tables_say_what_a_reader_needs(omni_policy: Policy) -> None:
     page = Page(render_html(omni_policy))
 

@@ -27,6 +27,8 @@ from charter.staff.service import (
 )
 from tests.conftest import bearer
 
+pytestmark = pytest.mark.clause("C2")
+
 GUARDED = "/v1/audit"  # any route the privacy officer may call
 
 
@@ -68,6 +70,7 @@ def assert_refused(response: Any, code: str) -> None:
     assert "\n" not in error["message"]
 
 
+@pytest.mark.clause("C3")
 @pytest.mark.parametrize(
     ("case", "code"),
     [

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import bearer
 
 
+@pytest.mark.clause("C3")
 def test_privacy_officer_reads_the_audit_log(
     client: TestClient, make_key: Callable[[str], str]
 ) -> None:
@@ -17,6 +19,7 @@ def test_privacy_officer_reads_the_audit_log(
     assert "staff:key:created" in actions
 
 
+@pytest.mark.clause("C2")
 def test_marketing_may_not_read_the_audit_log(
     client: TestClient, make_key: Callable[[str], str]
 ) -> None:

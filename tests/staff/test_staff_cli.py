@@ -167,6 +167,7 @@ def database_text(db: Database) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.clause("C2")
 def test_the_key_is_not_stored_in_clear(
     charter: Run, committed_db: Database, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ def audit_actions(client: TestClient, headers: dict[str, str]) -> list[str]:
     return [entry["action"] for entry in entries]
 
 
+@pytest.mark.clause("C3")
 def test_add_a_staff_member(client: TestClient, officer: dict[str, str], clock: FixedClock) -> None:
     response = client.post(
         "/v1/staff", json={"name": "sam", "role": "support_agent"}, headers=officer
@@ -41,6 +42,7 @@ def test_add_a_staff_member(client: TestClient, officer: dict[str, str], clock: 
     assert "staff:member:added" in audit_actions(client, officer)
 
 
+@pytest.mark.clause("C2")
 def test_an_unknown_role_is_refused_with_the_roles_of_the_policy(
     client: TestClient, officer: dict[str, str], omni_compiled: CompiledPolicy
 ) -> None:
@@ -91,6 +93,7 @@ def test_list_staff_by_name(client: TestClient, officer: dict[str, str]) -> None
     ]
 
 
+@pytest.mark.clause("C2")
 def test_issue_a_key_that_works_at_once(client: TestClient, officer: dict[str, str]) -> None:
     client.post("/v1/staff", json={"name": "ava", "role": "security_fraud"}, headers=officer)
 
@@ -163,6 +166,7 @@ def test_listing_keys_of_nobody_is_404(client: TestClient, officer: dict[str, st
     assert response.status_code == 404
 
 
+@pytest.mark.clause("C3")
 def test_disable_a_staff_member(
     client: TestClient, officer: dict[str, str], clock: FixedClock
 ) -> None:
@@ -188,6 +192,7 @@ def test_disabling_nobody_is_404(client: TestClient, officer: dict[str, str]) ->
     assert response.json()["error"]["code"] == "staff_not_found"
 
 
+@pytest.mark.clause("C3")
 def test_the_audit_log_names_staff_by_id_only(client: TestClient, officer: dict[str, str]) -> None:
     added = client.post(
         "/v1/staff", json={"name": "distinctive-handle", "role": "billing"}, headers=officer

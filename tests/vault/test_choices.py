@@ -59,6 +59,7 @@ def ask(
     return decision
 
 
+@pytest.mark.clause("C11", "C18")
 def test_every_opt_out_and_consent_purpose_and_non_essential_cookie_is_offered(
     client: TestClient, service: Headers, user: str, omni_policy: Policy
 ) -> None:
@@ -81,6 +82,7 @@ def test_every_opt_out_and_consent_purpose_and_non_essential_cookie_is_offered(
     assert response.json()["history"] == []
 
 
+@pytest.mark.clause("C11", "C18")
 def test_the_whole_history_is_kept_with_when_how_and_policy_version(
     client: TestClient,
     service: Headers,
@@ -137,6 +139,7 @@ def test_the_whole_history_is_kept_with_when_how_and_policy_version(
     }
 
 
+@pytest.mark.clause("C18")
 def test_an_opt_out_takes_effect_on_the_very_next_decision(
     client: TestClient, service: Headers, user: str
 ) -> None:
@@ -157,6 +160,7 @@ def test_an_opt_out_takes_effect_on_the_very_next_decision(
     assert ask(client, service, user, "promotional", ["contact.email"])["allowed"] is True
 
 
+@pytest.mark.clause("C18")
 def test_a_consent_purpose_is_refused_until_consent_is_given(
     client: TestClient, service: Headers, user: str
 ) -> None:
@@ -198,6 +202,7 @@ def test_a_header_other_than_gpc_1_changes_nothing(
     assert ask(client, service, user, "promotional", ["contact.email"])["allowed"] is True
 
 
+@pytest.mark.clause("C11", "C18")
 @pytest.mark.parametrize(
     "topic", ["purpose:billing", "purpose:selling_lists", "cookie:essential", "promotional"]
 )
@@ -223,6 +228,7 @@ def test_choices_of_an_erased_person_cannot_be_set(
     assert response.json()["error"]["code"] == "person_erased"
 
 
+@pytest.mark.clause("C14")
 def test_choices_made_as_a_visitor_hold_after_sign_up(client: TestClient, service: Headers) -> None:
     visitor = client.post(
         "/v1/collect",
@@ -270,6 +276,7 @@ def test_choices_made_as_a_visitor_hold_after_sign_up(client: TestClient, servic
     assert ask(client, service, user, "surveys", ["contact.email"])["code"] == "opted_out"
 
 
+@pytest.mark.clause("C18")
 def test_library_set_choices_governs_decide(
     db: Database, clock: FixedClock, omni_compiled: CompiledPolicy, user: str
 ) -> None:

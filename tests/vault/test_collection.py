@@ -57,6 +57,7 @@ def record_count(db: Database) -> int:
 # --- Mandatory, optional and undeclared fields (C17) -----------------------------------------
 
 
+@pytest.mark.clause("C17")
 @pytest.mark.parametrize(
     ("point", "fields", "missing"),
     [
@@ -90,6 +91,7 @@ def test_a_missing_mandatory_field_is_refused_and_every_one_is_named(
     assert record_count(db) == before
 
 
+@pytest.mark.clause("C17")
 def test_an_optional_field_may_be_absent(
     client: TestClient, service: Headers, db: Database
 ) -> None:
@@ -99,6 +101,7 @@ def test_an_optional_field_may_be_absent(
     assert [r.field for r in records_of(db, person)] == ["email", "name"]
 
 
+@pytest.mark.clause("C5")
 def test_an_undeclared_field_is_refused_and_named(
     client: TestClient, service: Headers, db: Database
 ) -> None:
@@ -121,12 +124,14 @@ def test_an_undeclared_field_is_refused_and_named(
     assert record_count(db) == before
 
 
+@pytest.mark.clause("C5")
 def test_an_unknown_collection_point_is_not_found(client: TestClient, service: Headers) -> None:
     response = post(client, service, "newsletter_quiz", {"email": "ada@example.com"})
     assert response.status_code == 404, response.text
     assert response.json()["error"]["code"] == "unknown_collection_point"
 
 
+@pytest.mark.clause("C2")
 def test_collecting_needs_the_collect_permission(
     client: TestClient, make_key: Callable[[str], str]
 ) -> None:
@@ -143,6 +148,7 @@ def test_collecting_needs_the_collect_permission(
 # --- What each stored value carries ---------------------------------------------------------
 
 
+@pytest.mark.clause("C5", "C9", "C16")
 def test_each_value_carries_its_category_point_source_and_policy_version(
     client: TestClient,
     service: Headers,
@@ -221,6 +227,7 @@ def test_the_source_must_match_how_the_point_collects(client: TestClient, servic
     assert stored.status_code == 201, stored.text
 
 
+@pytest.mark.clause("C2")
 def test_values_are_stored_sealed(client: TestClient, service: Headers, db: Database) -> None:
     person = created(
         post(
@@ -235,6 +242,7 @@ def test_values_are_stored_sealed(client: TestClient, service: Headers, db: Data
 # --- Enrichment from other sources (C19) ----------------------------------------------------
 
 
+@pytest.mark.clause("C19")
 def test_enrichment_names_a_declared_source_that_covers_its_fields(
     client: TestClient, service: Headers, db: Database
 ) -> None:
@@ -298,6 +306,7 @@ def test_enrichment_names_a_declared_source_that_covers_its_fields(
     ]
 
 
+@pytest.mark.clause("C19")
 def test_enrichment_never_creates_a_person(client: TestClient, service: Headers) -> None:
     response = post(
         client,
@@ -311,6 +320,7 @@ def test_enrichment_never_creates_a_person(client: TestClient, service: Headers)
     assert response.json()["error"]["code"] == "person_required"
 
 
+@pytest.mark.clause("C19")
 def test_a_source_name_is_only_for_other_sources(client: TestClient, service: Headers) -> None:
     response = post(
         client,
@@ -326,6 +336,7 @@ def test_a_source_name_is_only_for_other_sources(client: TestClient, service: He
 # --- Correspondence (C6, C7) ----------------------------------------------------------------
 
 
+@pytest.mark.clause("C6", "C7")
 def test_correspondence_from_a_users_address_is_kept_with_that_user(
     client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
 ) -> None:
@@ -355,6 +366,7 @@ def test_correspondence_from_a_users_address_is_kept_with_that_user(
     assert [v["value"] for v in read.json()["values"]] == ["Where is my invoice?"]
 
 
+@pytest.mark.clause("C6", "C7")
 def test_correspondence_from_an_unknown_address_makes_a_correspondent(
     client: TestClient, service: Headers, db: Database
 ) -> None:
@@ -375,6 +387,7 @@ def test_correspondence_from_an_unknown_address_makes_a_correspondent(
     assert len(records_of(db, first)) == 5
 
 
+@pytest.mark.clause("C7")
 def test_a_correspondent_may_sign_up_and_keeps_their_correspondence(
     client: TestClient, service: Headers
 ) -> None:
@@ -403,6 +416,7 @@ def test_a_correspondent_may_sign_up_and_keeps_their_correspondence(
 # --- Surveys and reviews (C8) ---------------------------------------------------------------
 
 
+@pytest.mark.clause("C8")
 def test_survey_answers_are_stored(client: TestClient, service: Headers, db: Database) -> None:
     person = created(
         post(
@@ -423,6 +437,7 @@ def test_survey_answers_are_stored(client: TestClient, service: Headers, db: Dat
     assert [v["value"] for v in read.json()["values"]] == ['{"q1": "yes", "q2": 4}']
 
 
+@pytest.mark.clause("C8")
 def test_a_review_is_published_only_with_permission_in_the_same_submission(
     client: TestClient, service: Headers, db: Database
 ) -> None:
@@ -462,6 +477,7 @@ def test_a_review_is_published_only_with_permission_in_the_same_submission(
 # --- Job applications: kept apart, recruiters only (C6) -------------------------------------
 
 
+@pytest.mark.clause("C2", "C6")
 def test_a_job_application_is_a_separate_person_read_by_recruiters_only(
     client: TestClient, service: Headers, db: Database, make_key: Callable[[str], str]
 ) -> None:
@@ -520,6 +536,7 @@ def test_a_job_application_is_a_separate_person_read_by_recruiters_only(
     assert recruiter.json()["withheld"] == 0
 
 
+@pytest.mark.clause("C13", "C17")
 def test_library_collect_refuses_like_the_api(
     db: Database, keys: SqlKeyStore, clock: FixedClock, omni_compiled: CompiledPolicy
 ) -> None:

@@ -223,6 +223,7 @@ def seeded_values() -> list[str]:
     return [*NAMES.values(), *map(email_of, NAMES), *IPS.values(), *map(visitor_of, NAMES)]
 
 
+@pytest.mark.clause("C2", "C9", "C18", "C26")
 def test_every_refusal_has_its_code_and_words_the_same_through_http_and_the_library(
     client: TestClient,
     people: dict[str, str],
@@ -258,6 +259,7 @@ def test_every_refusal_has_its_code_and_words_the_same_through_http_and_the_libr
             assert "values" not in used.json()
 
 
+@pytest.mark.clause("C2")
 def test_decisions_return_no_values(
     client: TestClient, people: dict[str, str], make_key: Callable[[str], str]
 ) -> None:
@@ -277,6 +279,7 @@ def test_decisions_return_no_values(
     assert email_of("fresh") not in asked.text
 
 
+@pytest.mark.clause("C2")
 def test_a_use_returns_only_the_asked_categories(
     client: TestClient, people: dict[str, str], make_key: Callable[[str], str]
 ) -> None:
@@ -291,6 +294,7 @@ def test_a_use_returns_only_the_asked_categories(
     ]
 
 
+@pytest.mark.clause("C3")
 def test_every_decision_is_audited_with_ids_only(
     client: TestClient, people: dict[str, str], make_key: Callable[[str], str]
 ) -> None:

@@ -20,6 +20,8 @@ from charter.tables import metadata
 from charter.vault.keystore import SqlKeyStore
 from tests.conftest import bearer
 
+pytestmark = pytest.mark.clause("C2")
+
 Headers = dict[str, str]
 PEOPLE = [
     {

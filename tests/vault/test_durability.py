@@ -73,6 +73,7 @@ def stored_batches(db: Database) -> tuple[dict[str, int], int]:
     return {str(k): int(v) for k, v in batches}, int(events)
 
 
+@pytest.mark.clause("C3")
 @pytest.mark.slow
 def test_sigkill_during_a_stream_of_batches_loses_no_acknowledged_batch(
     environment: dict[str, str], server: Callable[[], Server], committed_db: Database

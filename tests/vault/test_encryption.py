@@ -24,6 +24,8 @@ from charter.vault.keystore import SqlKeyStore
 from charter.web.app import create_app
 from tests.conftest import bearer
 
+pytestmark = pytest.mark.clause("C2")
+
 # Reserved test data: example domains (RFC 2606) and documentation addresses (RFC 5737).
 PEOPLE = [
     {
@@ -303,6 +305,7 @@ def rejections(client: TestClient, officer: dict[str, str]) -> list[dict[str, An
     return entries
 
 
+@pytest.mark.clause("C3")
 def test_a_value_copied_onto_another_persons_row_does_not_decrypt(
     client: TestClient, db: Database, make_key: Callable[[str], str]
 ) -> None:
@@ -322,6 +325,7 @@ def test_a_value_copied_onto_another_persons_row_does_not_decrypt(
     assert entry["details"] == {"unreadable": 1}
 
 
+@pytest.mark.clause("C3")
 def test_a_value_copied_onto_another_row_of_the_same_person_does_not_decrypt(
     client: TestClient, db: Database, make_key: Callable[[str], str]
 ) -> None:

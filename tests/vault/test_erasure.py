@@ -154,6 +154,7 @@ def opens(sealer: Sealer, row: SealedRow) -> bool:
     return True
 
 
+@pytest.mark.clause("C2")
 def test_only_the_privacy_officer_may_erase(
     client: TestClient, make_key: Callable[[str], str]
 ) -> None:
@@ -178,6 +179,7 @@ def test_only_the_privacy_officer_may_erase(
     assert erased.status_code == 200, erased.text
 
 
+@pytest.mark.clause("C2", "C14")
 def test_nothing_of_an_erased_person_decrypts_even_from_an_earlier_copy(
     live: Live, master: bytes, tmp_path: Path
 ) -> None:
@@ -251,6 +253,7 @@ def test_nothing_of_an_erased_person_decrypts_even_from_an_earlier_copy(
     assert refused.json()["error"]["code"] == "person_erased"
 
 
+@pytest.mark.clause("C3")
 def test_the_erasure_audit_entry_keeps_no_personal_data(
     client: TestClient, make_key: Callable[[str], str]
 ) -> None:
@@ -319,6 +322,7 @@ def test_erasing_twice_is_safe(client: TestClient, make_key: Callable[[str], str
     assert again.status_code == 409
 
 
+@pytest.mark.clause("C14")
 def test_erasing_by_the_id_of_a_visitor_who_signed_up_erases_the_user(
     client: TestClient, db: Database, keys: SqlKeyStore, make_key: Callable[[str], str]
 ) -> None:

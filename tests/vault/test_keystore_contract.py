@@ -20,6 +20,8 @@ from charter.vault.keystore import (
     WrappedKey,
 )
 
+pytestmark = pytest.mark.clause("C2")
+
 WHERE = b"record:1:p-1"
 
 

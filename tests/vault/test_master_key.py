@@ -30,6 +30,8 @@ from charter.web.app import create_app
 from tests.conftest import BACKEND, bearer
 from tests.serving import CHARTER
 
+pytestmark = pytest.mark.clause("C2")
+
 NAME = "Zebulon Testperson"
 EMAIL = "zebulon.testperson@example.com"
 

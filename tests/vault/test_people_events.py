@@ -79,6 +79,7 @@ def visitor_person(db: Database, keys: SqlKeyStore, visitor_id: str) -> str | No
 # --- Visitors and users ---------------------------------------------------------------------
 
 
+@pytest.mark.clause("C10")
 def test_a_visitor_is_known_by_a_pseudonymous_visitor_id(
     client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
 ) -> None:
@@ -98,6 +99,7 @@ def test_a_visitor_is_known_by_a_pseudonymous_visitor_id(
         assert "vid-3f9a" not in set(session.scalars(select(VisitorId.index)))
 
 
+@pytest.mark.clause("C14")
 def test_sign_up_inherits_the_history_of_the_visitor_ids_it_came_from(
     client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
 ) -> None:
@@ -159,6 +161,7 @@ def test_sign_up_inherits_the_history_of_the_visitor_ids_it_came_from(
         assert session.get(Person, user_id).customer_id == "cust-0042"
 
 
+@pytest.mark.clause("C16")
 def test_a_second_sign_up_with_the_same_email_is_refused(
     client: TestClient, service: Headers
 ) -> None:
@@ -168,6 +171,7 @@ def test_a_second_sign_up_with_the_same_email_is_refused(
     assert again.json()["error"]["code"] == "email_taken"
 
 
+@pytest.mark.clause("C14")
 def test_a_visitor_id_is_inherited_by_one_user_only(client: TestClient, service: Headers) -> None:
     first = sign_up(client, service, "ada@example.com", visitor_id="vid-shared")
     assert first.status_code == 201, first.text
@@ -262,6 +266,7 @@ def test_an_idempotency_key_reused_for_different_events_is_refused(
     assert stored_events(db) == 1
 
 
+@pytest.mark.clause("C12")
 def test_the_user_agent_is_reduced_to_browser_and_device_type(
     client: TestClient, service: Headers, db: Database, make_key: Callable[[str], str]
 ) -> None:
@@ -303,6 +308,7 @@ def test_the_user_agent_is_reduced_to_browser_and_device_type(
             assert b"Mozilla" not in row.sealed
 
 
+@pytest.mark.clause("C26")
 def test_events_for_an_erased_or_objecting_person_are_refused(
     client: TestClient,
     service: Headers,
@@ -479,6 +485,7 @@ def _events_by_owner(db: Database) -> set[tuple[str, str]]:
         return {(str(person), str(point)) for person, point in rows}
 
 
+@pytest.mark.clause("C14")
 def test_a_batch_planned_before_the_write_lock_follows_a_sign_up_made_meanwhile(
     client: TestClient, service: Headers, db: Database, planned_click: PlannedClick
 ) -> None:
@@ -495,6 +502,7 @@ def test_a_batch_planned_before_the_write_lock_follows_a_sign_up_made_meanwhile(
     assert [v["value"] for v in seen.json()["values"] if v["field"] == "item"] == ["cta"]
 
 
+@pytest.mark.clause("C26")
 def test_a_batch_planned_before_the_write_lock_is_refused_if_its_person_objected_meanwhile(
     db: Database, clock: FixedClock, planned_click: PlannedClick
 ) -> None:

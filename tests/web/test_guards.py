@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import httpx
+import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute, RouteContext, iter_route_contexts
@@ -170,6 +171,7 @@ def key_per_role(make_key: Callable[[str], str]) -> Callable[[str], str]:
     return key_of
 
 
+@pytest.mark.clause("C2")
 def test_every_route_but_the_public_ones_is_guarded(
     app: FastAPI,
     client: TestClient,

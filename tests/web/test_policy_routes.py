@@ -24,6 +24,7 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+@pytest.mark.clause("C1")
 def test_policy_page_is_the_rendered_policy(client: TestClient, omni_policy: Policy) -> None:
     response = client.get("/policy")
 
@@ -33,6 +34,7 @@ def test_policy_page_is_the_rendered_policy(client: TestClient, omni_policy: Pol
     assert response.text == render_html(omni_policy)
 
 
+@pytest.mark.clause("C1")
 def test_policy_json_is_the_declaration(client: TestClient, omni_policy: Policy) -> None:
     response = client.get("/v1/policy")
 
@@ -43,6 +45,7 @@ def test_policy_json_is_the_declaration(client: TestClient, omni_policy: Policy)
     assert len(body["purposes"]) == 12
 
 
+@pytest.mark.clause("C1", "C9")
 def test_datamap_lists_every_category(client: TestClient, omni_policy: Policy) -> None:
     response = client.get("/v1/datamap")
 
