@@ -11,12 +11,20 @@ class CharterError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details
+        self.headers = headers or {}
 
 
 class NotFound(CharterError):
@@ -42,3 +50,18 @@ class Unauthenticated(CharterError):
 class Forbidden(CharterError):
     status = 403
     code = "forbidden"
+
+
+class Gone(CharterError):
+    status = 410
+    code = "gone"
+
+
+class TooManyRequests(CharterError):
+    """Past a rate limit; `Retry-After` says when to come back."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(retry_after)})

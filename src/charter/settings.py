@@ -29,6 +29,8 @@ class Settings:
     max_body_bytes: int
     body_timeout_s: float
     auth_failures_per_minute: int
+    public_requests_per_minute: int
+    allowed_origins: frozenset[str]
     workers: int
 
     @classmethod
@@ -43,6 +45,10 @@ class Settings:
             keystore_url=env.get("CHARTER_KEYSTORE_URL", f"sqlite:///{home / 'keys.db'}"),
             policy_file=Path(env.get("CHARTER_POLICY", str(home / "policy" / "omni.yaml"))),
             master_key=env.get("CHARTER_MASTER_KEY") or None,
+            public_requests_per_minute=_int(
+                env, "CHARTER_PUBLIC_REQUESTS_PER_MINUTE", 120, low=1, high=1_000_000
+            ),
+            allowed_origins=_origins(env.get("CHARTER_ALLOWED_ORIGINS", "")),
             workers=_int(env, "CHARTER_WORKERS", 1, low=1, high=64),
             max_body_bytes=_int(
                 env, "CHARTER_MAX_BODY_BYTES", 16 * 1024 * 1024, low=1024, high=2**31
@@ -69,3 +75,19 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _origins(raw: str) -> frozenset[str]:
+    """The web origins whose pages may call Charter's public routes: `scheme://host[:port]`."""
+    found = set()
+    for part in raw.split(","):
+        origin = part.strip().rstrip("/")
+        if not origin:
+            continue
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise SettingsError(
+                f"CHARTER_ALLOWED_ORIGINS lists {origin!r}, which is not scheme://host[:port]"
+            )
+        found.add(origin)
+    return frozenset(found)

@@ -22,6 +22,8 @@ from charter.settings import Settings
 from charter.web.background import record_closed_refusals
 from tests.conftest import bearer
 
+pytestmark = pytest.mark.clause("C3")
+
 LIMIT = 5
 
 

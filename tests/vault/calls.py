@@ -19,3 +19,33 @@ def use(
         headers=headers,
         json={"purpose": purpose, "categories": categories},
     )
+
+
+def receipt(client: TestClient, visitor_id: str, topic: str, policy_version: str = "1.0") -> str:
+    """A consent receipt the person's browser (known by its visitor cookie) gets from
+    Charter's public route, as a service's page would ask for it."""
+    response = client.post(
+        "/v1/public/consent-receipts",
+        headers={"Cookie": f"omni_vid={visitor_id}"},
+        json={"topic": topic, "policy_version": policy_version},
+    )
+    assert response.status_code == 201, response.text
+    token: str = response.json()["receipt"]
+    return token
+
+
+def consent(
+    client: TestClient,
+    headers: dict[str, str],
+    person_id: str,
+    visitor_id: str,
+    choices: dict[str, bool],
+) -> Response:
+    """`PUT /v1/people/{id}/choices` as a service forwards the person's own choices: a receipt
+    for every topic the person says yes to."""
+    tokens = [receipt(client, visitor_id, topic) for topic, granted in choices.items() if granted]
+    return client.put(
+        f"/v1/people/{person_id}/choices",
+        headers=headers,
+        json={"choices": choices, "receipts": tokens},
+    )

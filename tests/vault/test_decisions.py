@@ -18,6 +18,7 @@ from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.vault.people import get_person
 from tests.conftest import bearer
+from tests.vault.calls import consent
 
 Headers = dict[str, str]
 NAMES = {
@@ -189,13 +190,9 @@ def people(
         ("opted_out", {"purpose:promotional": False}),
         ("consented", {"purpose:other_with_consent": True}),
     ):
-        put = client.put(
-            f"/v1/people/{found[state]}/choices", headers=service, json={"choices": choices}
-        )
+        put = consent(client, service, found[state], visitor_of(state), choices)
         assert put.status_code == 200, put.text
-    gpc = client.put(
-        f"/v1/people/{found['gpc']}/choices", headers={**service, "Sec-GPC": "1"}, json={}
-    )
+    gpc = client.put(f"/v1/people/{found['gpc']}/choices", headers={**service, "Sec-GPC": "1"})
     assert gpc.status_code == 200, gpc.text
     # There is no objection API yet (C26); the objection is recorded as its feature will.
     with db.writing() as session:

@@ -201,7 +201,7 @@ def _ingest(client: TestClient, make_key: Callable[[str], str]) -> None:
         client.put(
             f"/v1/people/{users[0]}/choices",
             headers={**service, "Sec-GPC": "1"},
-            json={"choices": {"cookie:performance": False}, "method": "banner"},
+            json={"choices": {"cookie:performance": False}},
         )
     )
     for user in users:

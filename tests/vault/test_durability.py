@@ -153,7 +153,11 @@ def test_more_concurrent_writers_than_worker_threads_all_get_their_answer(
         with httpx.Client(base_url=running.base, headers=headers, timeout=60) as client:
             response = client.put(
                 f"/v1/people/{person}/choices",
-                json={"choices": {"purpose:promotional": number % 2 == 0}},
+                json={
+                    "choices": {
+                        "purpose:promotional" if number % 2 else "cookie:performance": False
+                    }
+                },
             )
             return response.status_code
 

@@ -46,7 +46,7 @@ def test_sign_up_use_opt_out_and_erase(client: TestClient, make_key: Callable[[s
     assert used.status_code == 200, used.text
     values = {v["field"]: v["value"] for v in used.json()["values"]}
     assert values == {"email": "ada@example.com", "path": "/pricing"}
-    put = client.put(f"/v1/people/{person}/choices", headers={**service, "Sec-GPC": "1"}, json={})
+    put = client.put(f"/v1/people/{person}/choices", headers={**service, "Sec-GPC": "1"})
     assert put.status_code == 200, put.text
     refused = client.post(
         f"/v1/people/{person}/use",

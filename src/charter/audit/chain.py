@@ -99,6 +99,8 @@ def record(session: Session, clock: Clock, event: Event) -> Appended:
 def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list[Appended]:
     """Append several entries in one transaction, in order."""
     events = list(events)
+    if not events:
+        return []
     for event in events:
         # The hash joins the fields with this separator; were it inside a field, text could
         # move from one field to the next without changing the hash.

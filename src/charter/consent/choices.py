@@ -3,27 +3,37 @@ cookie category, and the Global Privacy Control signal; the whole history is kep
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from charter.audit.chain import Event, record
+from charter.audit.chain import Event, record, record_many
 from charter.clock import Clock
 from charter.consent.models import ChoiceChange, CurrentChoice
+from charter.consent.receipts import ReceiptClaims, ReceiptRefused, take_receipt
 from charter.db import conflict_insert, table_of
-from charter.errors import Unprocessable
+from charter.errors import Forbidden, Unprocessable
 from charter.policy.compiled import GPC_TOPIC, CompiledPolicy
 
-Method = Literal["banner", "preference_page", "api", "gpc"]
+# How a choice reached Charter; Charter sets it from the channel, never from what a caller
+# says. `api`: staff or a service, on their own word; `receipt`: a service forwarding the
+# person's own consent receipt; `banner` and `preference_center`: the person themself, in
+# Charter's public pages; `gpc`: the browser's Global Privacy Control signal; `request`: a
+# rights request of the person.
+Method = Literal["api", "receipt", "banner", "preference_center", "gpc", "request"]
+# Where the person chooses themself, and so may widen what is allowed.
+PERSONS_OWN: frozenset[str] = frozenset({"banner", "preference_center"})
 
 
 def topics(policy: CompiledPolicy) -> dict[str, str]:
-    """Every topic a person can choose on, with what it means."""
-    return dict(policy.choice_topics)
+    """Every topic a person can choose on, with what it means. Global Privacy Control is not
+    among them: it is a signal the browser sends, never a choice set by a caller."""
+    return {topic: label for topic, label in policy.choice_topics.items() if topic != GPC_TOPIC}
 
 
 @dataclass(frozen=True)
@@ -96,41 +106,48 @@ def set_choices(
     choices: Mapping[str, bool],
     method: Method,
     gpc: bool = False,
+    receipts: Sequence[ReceiptClaims] = (),
 ) -> Choices:
     """Record the person's choices; they govern the very next decision. `person_id` is the
-    owner, checked to be active (`vault.choices.save_choices` does both).
+    owner, checked to be active, and `receipts` were opened and found to be theirs
+    (`vault.choices.save_choices` does both).
 
-    `gpc` is a `Sec-GPC: 1` signal seen with the request: it opts the person out of sale and
-    sharing and needs nothing more from them.
+    Anyone may narrow what may be done with the person's data (opt out, withdraw, refuse a
+    cookie category). Widening it (`true` for any topic) takes the person: their own channel
+    (`PERSONS_OWN`), or a receipt of theirs for exactly that topic. `gpc` is a `Sec-GPC: 1`
+    signal seen with the request: it opts the person out of sale and sharing for good, as
+    far as any caller here can tell; a second signal records nothing new.
     """
-    known = policy.choice_topics
-    unknown = sorted(set(choices) - set(known))
+    if GPC_TOPIC in choices:
+        raise Unprocessable(
+            "Global Privacy Control is a signal of the person's browser (Sec-GPC: 1), not a "
+            "choice a caller sets",
+            code="gpc_is_a_signal",
+        )
+    offered = topics(policy)
+    unknown = sorted(set(choices) - set(offered))
     if unknown:
         raise Unprocessable(
             f"not a choice the policy offers: {', '.join(unknown)}",
             code="unknown_choice",
-            details={"topics": unknown, "offered": sorted(known)},
+            details={"topics": unknown, "offered": sorted(offered)},
         )
-    wanted = dict(choices)
     if gpc:
-        wanted[GPC_TOPIC] = True
-    if not wanted:
+        record_gpc(session, clock, policy, actor=actor, person_ids=[person_id])
+    if not choices:
+        if gpc:
+            return current_choices(session, person_id)
         raise Unprocessable("no choices given", code="no_choices")
-    now = clock.now()
-    changes = [
-        {
-            "person_id": person_id,
-            "topic": topic,
-            "granted": granted,
-            "method": "gpc" if topic == GPC_TOPIC and gpc else method,
-            "policy_version": policy.version,
-            "at": now,
-        }
-        for topic, granted in wanted.items()
-    ]
-    connection = session.connection()
-    connection.execute(_HISTORY.insert(), changes)
-    connection.execute(_save_current(connection.dialect.name), changes)
+    by_receipt = _receipts_for(session, clock, choices, method, receipts)
+    wanted: dict[str, tuple[bool, str, str]] = {
+        topic: (
+            granted,
+            "receipt" if topic in by_receipt else method,
+            by_receipt[topic].policy_version if topic in by_receipt else policy.version,
+        )
+        for topic, granted in choices.items()
+    }
+    _store(session, person_id, clock.now(), wanted)
     record(
         session,
         clock,
@@ -138,10 +155,98 @@ def set_choices(
             actor,
             "consent:choices:set",
             f"person:{person_id}",
-            details={"method": method, "choices": {t: wanted[t] for t in sorted(wanted)}},
+            details={
+                "method": method,
+                "choices": {t: wanted[t][0] for t in sorted(wanted)},
+                "methods": {t: wanted[t][1] for t in sorted(wanted)},
+            },
         ),
     )
     return current_choices(session, person_id)
+
+
+def _store(
+    session: Session, person_id: str, at: dt.datetime, wanted: Mapping[str, tuple[bool, str, str]]
+) -> None:
+    """Add the choices (topic -> granted, method, policy version) to the person's history and
+    make them the ones in force."""
+    changes = [
+        {
+            "person_id": person_id,
+            "topic": topic,
+            "granted": granted,
+            "method": how,
+            "policy_version": version,
+            "at": at,
+        }
+        for topic, (granted, how, version) in wanted.items()
+    ]
+    connection = session.connection()
+    connection.execute(_HISTORY.insert(), changes)
+    connection.execute(_save_current(connection.dialect.name), changes)
+
+
+_GPC_IN_FORCE = select(_CURRENT.c.person_id).where(
+    _CURRENT.c.topic == GPC_TOPIC,
+    _CURRENT.c.granted.is_(True),
+    _CURRENT.c.person_id.in_(bindparam("person_ids", expanding=True)),
+)
+
+
+def record_gpc(
+    session: Session, clock: Clock, policy: CompiledPolicy, *, actor: str, person_ids: Sequence[str]
+) -> list[str]:
+    """Record the Global Privacy Control signal of each of these people (owners, checked to
+    be active) who has not sent it before: an opt-out of sale and sharing that no caller
+    can lift. Returns those newly recorded; a signal seen again records nothing new."""
+    wanted = list(dict.fromkeys(person_ids))
+    if not wanted:
+        return []
+    connection = session.connection()
+    known = {row[0] for row in connection.execute(_GPC_IN_FORCE, {"person_ids": wanted})}
+    new = [person_id for person_id in wanted if person_id not in known]
+    now = clock.now()
+    for person_id in new:
+        _store(session, person_id, now, {GPC_TOPIC: (True, "gpc", policy.version)})
+    record_many(
+        session,
+        clock,
+        [Event(actor, "consent:gpc:recorded", f"person:{person_id}") for person_id in new],
+    )
+    return new
+
+
+def _receipts_for(
+    session: Session,
+    clock: Clock,
+    choices: Mapping[str, bool],
+    method: Method,
+    receipts: Sequence[ReceiptClaims],
+) -> dict[str, ReceiptClaims]:
+    """The receipt that carries each widening choice, each taken (used up) here; refused if a
+    widening choice has none, or a receipt is for a topic not being widened."""
+    widening = sorted(topic for topic, granted in choices.items() if granted)
+    by_topic = {claims.topic: claims for claims in receipts}
+    stray = sorted(set(by_topic) - set(widening))
+    if stray or len(by_topic) < len(receipts):
+        raise ReceiptRefused(
+            "a consent receipt is for a topic this request does not opt in to",
+            code="receipt_not_for_topic",
+            details={"topics": stray},
+        )
+    if method not in PERSONS_OWN:
+        missing = [topic for topic in widening if topic not in by_topic]
+        if missing:
+            raise Forbidden(
+                "only the person can widen what may be done with their data: forward their "
+                f"consent receipt for {', '.join(missing)}, or let them choose in Charter's "
+                "own pages",
+                code="consent_needs_the_person",
+                details={"topics": missing},
+            )
+    for claims in by_topic.values():
+        take_receipt(session, clock, claims)
+    return by_topic
 
 
 def carry_choices(session: Session, from_ids: list[str], to_id: str) -> int:

@@ -35,3 +35,14 @@ class CurrentChoice(Base):
     method: Mapped[str] = mapped_column(String(32))
     policy_version: Mapped[str] = mapped_column(String(32))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class UsedReceipt(Base):
+    """A consent receipt that was taken, so that it widens a choice once only. Kept until it
+    would have expired anyway."""
+
+    __tablename__ = "used_consent_receipts"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    used_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
+from charter.consent.choices import record_gpc
 from charter.errors import NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.schema import CollectionPoint
@@ -42,6 +43,8 @@ class Submission:
     source: Source = "given"
     source_name: str | None = None
     publish: bool = False
+    # The person's browser sent Global Privacy Control (Sec-GPC: 1) with the submission.
+    gpc: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,8 @@ def collect(
     _check_source(policy, point, submission)
     index = BlindIndex(keys.index_key())
     person_id = _person_for(session, clock, index, point, submission)
+    if submission.gpc:
+        record_gpc(session, clock, policy, actor=actor, person_ids=[person_id])
     sealer = keys.sealers([person_id], create=True)[person_id]
     submission_id = new_person_id()
     now = clock.now()

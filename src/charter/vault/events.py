@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
+from charter.consent.choices import record_gpc
 from charter.db import Database, bulk_insert, select_in, utc_text
 from charter.errors import Conflict, NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
@@ -69,6 +70,8 @@ class EventLike(Protocol):
     def location(self) -> str | None: ...
     @property
     def connection(self) -> str | None: ...
+    @property
+    def gpc(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class IncomingEvent:
     item: str | None = None
     location: str | None = None
     connection: str | None = None
+    # The person's browser sent Global Privacy Control (Sec-GPC: 1) with this event.
+    gpc: bool = False
 
 
 @dataclass(frozen=True)
@@ -259,12 +264,21 @@ def _person_rows(session: Session, person_ids: set[str], *, lock: bool) -> dict[
     }
 
 
+_GPC_MARK = "\x1fgpc"
+
+
 def _batch_content(events: Sequence[EventLike], payloads: Sequence[bytes]) -> bytes:
     """What makes two batches the same: each event's kind, whose it is, and its stored fields.
 
     Two lists in the same order; payloads are JSON, which never holds a raw \\x1e.
     """
-    who = "\x1e".join([f"{e.kind}\x1f{e.visitor_id or ''}\x1f{e.person_id or ''}" for e in events])
+    # A GPC signal adds a mark; a batch without any digests as it always did.
+    who = "\x1e".join(
+        [
+            f"{e.kind}\x1f{e.visitor_id or ''}\x1f{e.person_id or ''}{_GPC_MARK if e.gpc else ''}"
+            for e in events
+        ]
+    )
     return who.encode() + b"\x1d" + b"\x1e".join(payloads)
 
 
@@ -362,6 +376,8 @@ class PlannedBatch:
     people: dict[str, _Who]
     rows: list[Row]
     received_at: dt.datetime
+    # The owners of the events that carried a GPC signal.
+    gpc_people: list[str]
 
 
 def plan_batch(
@@ -380,7 +396,12 @@ def plan_batch(
         people,
         _sealed_rows(keys, policy, batch, person_ids=person_ids, points=points, at=utc_text(now)),
         now,
+        _gpc_people(batch, person_ids),
     )
+
+
+def _gpc_people(batch: PreparedBatch, person_ids: list[str]) -> list[str]:
+    return [pid for pid, event in zip(person_ids, batch.events, strict=True) if event.gpc]
 
 
 def ingest_batch(
@@ -446,12 +467,14 @@ def store_batch(
             code="idempotency_key_in_flight",
         ) from None
     if planned is not None and _unchanged(session, planned):
-        rows = planned.rows
+        rows, gpc_people = planned.rows, planned.gpc_people
     else:
         person_ids, points = _people(session, clock, batch)
         at = utc_text(now)
         rows = _sealed_rows(keys, policy, batch, person_ids=person_ids, points=points, at=at)
+        gpc_people = _gpc_people(batch, person_ids)
     bulk_insert(session.connection(), "events", EVENT_COLUMNS, rows)
+    record_gpc(session, clock, policy, actor=actor, person_ids=gpc_people)
     record(
         session,
         clock,

@@ -31,6 +31,11 @@ class BlindIndex:
         bits tell clients apart without keeping the address."""
         return self._digest("client", address)[:16]
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of its own for `purpose` (signing receipts, links), derived from the index
+        key: one secret kept, domains kept apart."""
+        return hmac.digest(self._key, b"derived-key\x00" + purpose.encode(), "sha256")
+
     def batch(self, content: bytes) -> str:
         """A keyed digest of an event batch: it tells a retry from a different batch without
         keeping an unkeyed hash of the personal data in it."""

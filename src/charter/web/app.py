@@ -12,7 +12,17 @@ from charter.vault.keystore import KeyStore
 from charter.web.background import lifespan
 from charter.web.errors import install_error_handlers
 from charter.web.gate import Gate
-from charter.web.routes import audit, choices, collection, events, health, people, policy, staff
+from charter.web.routes import (
+    audit,
+    choices,
+    collection,
+    events,
+    health,
+    people,
+    policy,
+    public,
+    staff,
+)
 from charter.web.runtime import Runtime
 
 
@@ -39,7 +49,7 @@ def create_app(
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, policy, staff, audit, collection, events, people, choices):
+    for module in (health, policy, public, staff, audit, collection, events, people, choices):
         app.include_router(module.router)
     app.add_middleware(Gate, router=app.router, runtime=runtime)
     return app

@@ -24,6 +24,7 @@ PUBLIC_PATHS = frozenset(
         "/docs",
         "/docs/oauth2-redirect",
         "/openapi.json",
+        "/v1/public/consent-receipts",
     }
 )
 

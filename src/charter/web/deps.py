@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
+from charter.errors import Forbidden, TooManyRequests
 from charter.policy.compiled import CompiledPolicy
 from charter.web.runtime import Runtime
 
@@ -33,6 +34,12 @@ def read_session(runtime: RuntimeDep) -> Iterator[Session]:
         yield session
 
 
+def gpc_signal(header: str | None) -> bool:
+    """Whether a forwarded `Sec-GPC` header carries the person's Global Privacy Control
+    signal (the specification: the value "1")."""
+    return (header or "").strip() == "1"
+
+
 PolicyDep = Annotated[CompiledPolicy, Depends(get_policy)]
 ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 # There is no write-session dependency on purpose. A route opens its unit of work itself,
@@ -41,3 +48,32 @@ ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 # thread pool's hand-offs, and enough waiting writers would take every thread the lock
 # holder needs to finish (a deadlock). The unit commits before the route returns, so an
 # acknowledged write is a committed one.
+
+
+async def public_caller(
+    request: Request,
+    runtime: RuntimeDep,
+    origin: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """Dependency of the routes anyone may call: a page may call them only from an origin
+    in CHARTER_ALLOWED_ORIGINS (or Charter's own), and each client only so often. Returns
+    how the client is named (a keyed digest of its address)."""
+    if origin is not None:
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if origin.rstrip("/") not in runtime.settings.allowed_origins | {own}:
+            raise Forbidden(
+                "this origin may not call Charter's public routes (CHARTER_ALLOWED_ORIGINS)",
+                code="origin_not_allowed",
+            )
+    client = runtime.client_ref(request.scope)
+    wait = runtime.public_limit.take(client, runtime.clock.now())
+    if wait is not None:
+        raise TooManyRequests(
+            f"too many requests from this client; try again in {wait} s",
+            retry_after=wait,
+            code="too_many_requests",
+        )
+    return client
+
+
+PublicCaller = Annotated[str, Depends(public_caller)]

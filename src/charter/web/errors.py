@@ -43,6 +43,7 @@ async def _charter_error(_: Request, exc: Exception) -> JSONResponse:
         raise TypeError(type(exc).__name__)
     # RFC 9110 s. 15.5.2: a 401 names the scheme that would be accepted.
     response = error_response(exc.status, exc.code, exc.message, exc.details)
+    response.headers.update(exc.headers)
     if isinstance(exc, Unauthenticated):
         response.headers["WWW-Authenticate"] = "Bearer"
     return response

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.types import Scope
 
 from charter.clock import Clock
+from charter.consent.receipts import ReceiptSigner
 from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
@@ -14,6 +15,7 @@ from charter.settings import Settings
 from charter.staff.attempts import FailedAttempts
 from charter.vault.identifiers import BlindIndex
 from charter.vault.keystore import KeyStore
+from charter.web.ratelimit import MinuteLimit
 
 
 @dataclass
@@ -24,12 +26,16 @@ class Runtime:
     keys: KeyStore
     clock: Clock
     attempts: FailedAttempts = field(init=False)
-    _index: BlindIndex = field(init=False, repr=False)
+    signer: ReceiptSigner = field(init=False)
+    index: BlindIndex = field(init=False, repr=False)
+    public_limit: MinuteLimit = field(init=False)
     _page: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.attempts = FailedAttempts(self.settings.auth_failures_per_minute)
-        self._index = BlindIndex(self.keys.index_key())
+        self.index = BlindIndex(self.keys.index_key())
+        self.public_limit = MinuteLimit(self.settings.public_requests_per_minute)
+        self.signer = ReceiptSigner(self.index.derived_key("consent-receipts"))
 
     def policy_page(self) -> str:
         """The rendered policy page; rendered once per loaded policy."""
@@ -41,4 +47,4 @@ class Runtime:
         """How the audit log and the limits name the client of a request: a keyed digest of
         its address, never the address."""
         client = scope.get("client")
-        return self._index.client(client[0] if client else "")
+        return self.index.client(client[0] if client else "")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from charter.consent.choices import topics
 from charter.staff.service import Actor
-from charter.vault.choices import choices_of, save_choices
+from charter.vault.choices import read_choices, save_choices
 from charter.web.auth import Permit
-from charter.web.deps import PolicyDep, ReadSession, RuntimeDep
+from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
 
 router = APIRouter(prefix="/v1/people/{person_id}/choices", tags=["choices"])
 Reader = Annotated[Actor, Depends(Permit("choices:read"))]
 Writer = Annotated[Actor, Depends(Permit("choices:write"))]
+Receipt = Annotated[str, Field(min_length=1, max_length=512)]
 
 
 class ChoicesBody(BaseModel):
@@ -25,50 +26,60 @@ class ChoicesBody(BaseModel):
         default_factory=dict,
         max_length=100,
         description=(
-            "topic -> granted, e.g. {'purpose:promotional': false, 'cookie:performance': true}"
+            "topic -> granted, e.g. {'purpose:promotional': false, 'cookie:performance': true}. "
+            "A caller may record opt-outs and withdrawals on its own word; a `true` needs the "
+            "person's consent receipt for that topic in `receipts`."
         ),
     )
-    method: Literal["banner", "preference_page", "api"] = "api"
+    receipts: list[Receipt] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Consent receipts the person's browser obtained from Charter, one per topic.",
+    )
 
 
 @router.get("")
 def get_choices(
-    _: Reader, person_id: str, policy: PolicyDep, session: ReadSession
+    actor: Reader, person_id: str, policy: PolicyDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """The person's current choices, what they can choose on, and the full history.
-    A visitor who signed up has the choices of the user they became."""
-    found = choices_of(session, person_id)
-    return {
-        "person_id": found.person_id,
-        "current": dict(found.current),
-        "offered": topics(policy),
-        "history": [c.as_json() for c in found.history],
-    }
+    A visitor who signed up has the choices of the user they became. The read is audited."""
+    with runtime.db.writing() as session:
+        found = read_choices(session, runtime.clock, actor=actor.ref, person_id=person_id)
+        return {
+            "person_id": found.person_id,
+            "current": dict(found.current),
+            "offered": topics(policy),
+            "history": [c.as_json() for c in found.history],
+        }
 
 
 @router.put("")
 def put_choices(
     actor: Writer,
     person_id: str,
-    body: ChoicesBody,
     *,
     runtime: RuntimeDep,
     policy: PolicyDep,
+    body: ChoicesBody | None = None,
     sec_gpc: Annotated[
         str | None, Header(alias="Sec-GPC", description="1: Global Privacy Control")
     ] = None,
 ) -> dict[str, Any]:
     """Record choices; they govern the very next decision. The answer holds the choices now
     in force; `GET` adds the full history."""
+    body = body or ChoicesBody()
     with runtime.db.writing() as session:
         saved = save_choices(
             session,
             runtime.clock,
             policy,
+            runtime.signer,
             actor=actor.ref,
             person_id=person_id,
             choices=body.choices,
-            method=body.method,
-            gpc=(sec_gpc or "").strip() == "1",
+            method="api",
+            gpc=gpc_signal(sec_gpc),
+            receipts=body.receipts,
         )
         return {"person_id": saved.person_id, "current": dict(saved.current)}

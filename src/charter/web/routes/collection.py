@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from charter.staff.service import Actor
 from charter.vault.collection import Submission, collect
 from charter.web.auth import FORM_BODY_BYTES, Permit
-from charter.web.deps import PolicyDep, RuntimeDep
+from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
 
 router = APIRouter(prefix="/v1", tags=["collection"])
 Collector = Annotated[Actor, Depends(Permit("people:collect", body_bytes=FORM_BODY_BYTES))]
@@ -44,6 +44,10 @@ def collect_submission(
     body: CollectBody,
     runtime: RuntimeDep,
     policy: PolicyDep,
+    sec_gpc: Annotated[
+        str | None,
+        Header(alias="Sec-GPC", description="1: the person's browser sent Global Privacy Control"),
+    ] = None,
 ) -> dict[str, Any]:
     """Store a submission as the policy declares it: refused if a mandatory field is missing or
     a field is not declared."""
@@ -64,6 +68,7 @@ def collect_submission(
                 source=body.source,
                 source_name=body.source_name,
                 publish=body.publish,
+                gpc=gpc_signal(sec_gpc),
             ),
         )
         return {

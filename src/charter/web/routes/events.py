@@ -31,6 +31,10 @@ class EventIn(BaseModel):
     item: Short | None = None
     location: Annotated[str, Field(max_length=200)] | None = None
     connection: Annotated[str, Field(max_length=64)] | None = None
+    gpc: bool = Field(
+        default=False,
+        description="The person's browser sent Global Privacy Control (Sec-GPC: 1) with it.",
+    )
 
 
 class EventBatchIn(BaseModel):

@@ -1,0 +1,60 @@
+"""The routes a person's browser calls without a key: rate-limited, origin-checked, keyed by
+the essential visitor cookie."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Cookie
+from pydantic import BaseModel, ConfigDict, Field
+
+from charter.errors import Unprocessable
+from charter.vault.choices import issue_consent_receipt
+from charter.web.deps import PolicyDep, PublicCaller, RuntimeDep
+
+router = APIRouter(prefix="/v1/public", tags=["public"])
+# The essential cookie of the policy's registry that names a browser (C10, C11).
+VISITOR_COOKIE = "omni_vid"
+VisitorCookie = Annotated[
+    str | None,
+    Cookie(alias=VISITOR_COOKIE, max_length=200, description="The essential visitor cookie."),
+]
+
+
+class ReceiptRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topic: Annotated[str, Field(min_length=1, max_length=80)] = Field(
+        description="The choice the person says yes to, e.g. 'purpose:other_with_consent'."
+    )
+    policy_version: Annotated[str, Field(min_length=1, max_length=32)] = Field(
+        description="The version of the policy whose text the person was shown."
+    )
+
+
+@router.post("/consent-receipts", status_code=201)
+def consent_receipt(
+    _: PublicCaller,
+    body: ReceiptRequest,
+    runtime: RuntimeDep,
+    policy: PolicyDep,
+    visitor_id: VisitorCookie = None,
+) -> dict[str, Any]:
+    """A receipt of the person's own yes to one topic, for the service whose page asked to
+    forward with the choice (`PUT /v1/people/{id}/choices`): single use, valid 10 minutes."""
+    if not visitor_id:
+        raise Unprocessable(
+            f"the browser's visitor cookie ({VISITOR_COOKIE}) is needed", code="visitor_required"
+        )
+    with runtime.db.writing() as session:
+        issued = issue_consent_receipt(
+            session,
+            runtime.clock,
+            policy,
+            runtime.index,
+            runtime.signer,
+            visitor_id=visitor_id,
+            topic=body.topic,
+            policy_version=body.policy_version,
+        )
+        return {"receipt": issued.token, "topic": issued.topic, "expires_at": issued.expires_at}
