@@ -251,6 +251,7 @@ def test_an_added_item_carries_its_declaration(omni_text: str) -> None:
             "basis": "consent",
             "categories": ["survey.answers", "usage"],
             "sale_or_sharing": False,
+            "subjects": None,
             "clauses": ["C18"],
         }
     }

@@ -377,11 +377,18 @@ def test_duplicate_category_is_reported(omni_text: str) -> None:
             id="purpose-of-a-role",
         ),
         pytest.param(
-            "    subjects: [job_applicant]\n",
-            "    subjects: [applicant]\n",
+            "    subjects: [job_applicant]\n    method: form\n",
+            "    subjects: [applicant]\n    method: form\n",
             "applicant",
             "collection_points[6].subjects[0]: 'applicant' is not a declared subject",
             id="subject-of-a-collection-point",
+        ),
+        pytest.param(
+            "    subjects: [job_applicant]\n    clauses: [C2, C6]\n",
+            "    subjects: [applicant]\n    clauses: [C2, C6]\n",
+            "applicant",
+            "roles[5].subjects[0]: 'applicant' is not a declared subject",
+            id="subject-of-a-role",
         ),
         pytest.param(
             "    purposes: [fraud_and_legal]\n",
@@ -548,13 +555,17 @@ def test_every_problem_of_the_document_shape_is_reported_in_file_order(omni_text
 
 def test_every_reference_problem_is_reported(omni_text: str) -> None:
     text = edit(omni_text, "    purposes: [described_obligations]\n", "    purposes: [hiring]\n")
-    text = edit(text, "    subjects: [job_applicant]\n", "    subjects: [applicant]\n")
+    text = edit(
+        text,
+        "    subjects: [job_applicant]\n    method: form\n",
+        "    subjects: [applicants]\n    method: form\n",
+    )
     text = edit(text, "    purposes: [fraud_and_legal]\n", "    purposes: [policing]\n")
 
     problems = problems_of(text)
 
     assert [(p.line, p.column) for p in problems] == [
-        place(text, "applicant]"),
+        place(text, "applicants]"),
         place(text, "policing"),
         place(text, "hiring"),
     ]

@@ -536,6 +536,106 @@ def test_a_job_application_is_a_separate_person_read_by_recruiters_only(
     assert recruiter.json()["withheld"] == 0
 
 
+@pytest.mark.clause("C6")
+def test_a_recruiter_reads_applicants_and_no_customer(
+    client: TestClient, service: Headers, make_key: Callable[[str], str]
+) -> None:
+    """The review's reproduction: a recruiter read a customer's name through
+    `described_obligations`, a purpose both share."""
+    customer = created(
+        post(client, service, "sign_up", {"name": "Cora Customer", "email": "cora@example.com"})
+    )
+    applicant = created(
+        post(
+            client,
+            service,
+            "job_application",
+            {"name": "Abe Applicant", "email": "abe@example.com", "resume": "Typesetter"},
+        )
+    )
+    recruiter = bearer(make_key("recruiter"))
+
+    refused = use(client, recruiter, customer, "described_obligations", ["identity.name"])
+    allowed = use(client, recruiter, applicant, "described_obligations", ["identity.name"])
+    asked = client.post(
+        "/v1/decisions",
+        headers=recruiter,
+        json={
+            "person_id": customer,
+            "purpose": "described_obligations",
+            "categories": ["identity.name"],
+        },
+    )
+
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "subject_not_covered"
+    assert "Cora" not in refused.text
+    assert asked.json()["code"] == "subject_not_covered"
+    assert [v["value"] for v in allowed.json()["values"]] == ["Abe Applicant"]
+
+
+@pytest.mark.clause("C6")
+def test_an_application_never_lands_on_a_customer_nor_an_order_on_an_applicant(
+    client: TestClient, service: Headers, db: Database
+) -> None:
+    customer = created(
+        post(client, service, "sign_up", {"name": "Cora Customer", "email": "cora@example.com"})
+    )
+    applicant = created(
+        post(
+            client,
+            service,
+            "job_application",
+            {"name": "Abe Applicant", "email": "abe@example.com", "resume": "Typesetter"},
+        )
+    )
+    before = record_count(db)
+
+    on_customer = post(
+        client,
+        service,
+        "job_application",
+        {"name": "Cora Customer", "email": "cora@example.com", "resume": "Manager"},
+        person={"person_id": customer},
+    )
+    on_applicant = post(
+        client,
+        service,
+        "order",
+        {
+            "name": "Abe Applicant",
+            "email": "abe@example.com",
+            "billing_address": "1 Example Road",
+            "items": "a licence",
+            "payment_reference": "pay-0001",
+        },
+        person={"person_id": applicant},
+    )
+    events = client.post(
+        "/v1/events",
+        headers=service,
+        json={
+            "idempotency_key": "applicant-events",
+            "events": [
+                {"type": "page_view", "time": "2026-11-25T09:00:00Z", "person_id": applicant}
+            ],
+        },
+    )
+    again = post(
+        client,
+        service,
+        "job_application",
+        {"name": "Abe Applicant", "email": "abe@example.com", "resume": "Typesetter, editor"},
+        person={"person_id": applicant},
+    )
+
+    for response in (on_customer, on_applicant, events):
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "subject_not_covered"
+    assert record_count(db) == before + 3  # only the second application, to its applicant
+    assert created(again) == applicant
+
+
 @pytest.mark.clause("C13", "C17")
 def test_library_collect_refuses_like_the_api(
     db: Database, keys: SqlKeyStore, clock: FixedClock, omni_compiled: CompiledPolicy

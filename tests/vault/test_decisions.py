@@ -37,13 +37,14 @@ IPS = {
     "objected": "203.0.113.14",
     "erased": "203.0.113.15",
 }
+# Every person here signed up: a user.
 STATES = {
-    "fresh": PersonState(),
-    "opted_out": PersonState(choices={"purpose:promotional": False}),
-    "gpc": PersonState(choices={"gpc": True}),
-    "consented": PersonState(choices={"purpose:other_with_consent": True}),
-    "objected": PersonState(objected=True),
-    "erased": PersonState(erased=True),
+    "fresh": PersonState(kind="user"),
+    "opted_out": PersonState(choices={"purpose:promotional": False}, kind="user"),
+    "gpc": PersonState(choices={"gpc": True}, kind="user"),
+    "consented": PersonState(choices={"purpose:other_with_consent": True}, kind="user"),
+    "objected": PersonState(objected=True, kind="user"),
+    "erased": PersonState(erased=True, kind="user"),
 }
 
 
@@ -146,6 +147,32 @@ CASES = [
         "objected to the policy",
     ),
     Case("security_fraud", "fraud_and_legal", ("network.ip",), "erased", "person_erased", "erased"),
+    Case("support_agent", "service_support", ("contact",), "fresh", "allowed", "allow"),
+    Case("billing", "billing", ("identity", "contact"), "fresh", "allowed", "allow"),
+    Case(
+        "billing",
+        "billing",
+        ("employment",),
+        "fresh",
+        "purpose_may_not_use_category",
+        "the purpose 'billing' may not use 'employment'",
+    ),
+    Case(
+        "billing",
+        "billing",
+        ("shoe",),
+        "fresh",
+        "unknown_category",
+        "'shoe' is not a category of the policy",
+    ),
+    Case(
+        "recruiter",
+        "described_obligations",
+        ("identity.name",),
+        "fresh",
+        "subject_not_covered",
+        "the role 'recruiter' covers job_applicant only, not this person (user)",
+    ),
 ]
 
 
@@ -289,6 +316,32 @@ def test_a_use_returns_only_the_asked_categories(
     assert [(v["category"], v["value"]) for v in used.json()["values"]] == [
         ("identity.name", NAMES["fresh"])
     ]
+
+
+@pytest.mark.clause("C18")
+def test_a_group_of_categories_means_its_leaves_the_purpose_may_use(
+    client: TestClient, people: dict[str, str], make_key: Callable[[str], str]
+) -> None:
+    """The review found `{"purpose": "service_support", "categories": ["contact"]}` refused as
+    an unknown category, though the policy grants `contact` to that purpose."""
+    support = client.post(
+        f"/v1/people/{people['fresh']}/use",
+        headers=bearer(make_key("support_agent")),
+        json={"purpose": "service_support", "categories": ["contact"]},
+    )
+    billing = client.post(
+        f"/v1/people/{people['fresh']}/use",
+        headers=bearer(make_key("billing")),
+        json={"purpose": "billing", "categories": ["contact", "usage"]},
+    )
+
+    assert support.status_code == 200, support.text
+    assert [(v["category"], v["value"]) for v in support.json()["values"]] == [
+        ("contact.email", email_of("fresh"))
+    ]
+    # `usage` stands for nothing billing may use: the whole use is refused.
+    assert billing.status_code == 403
+    assert billing.json()["error"]["code"] == "purpose_may_not_use_category"
 
 
 @pytest.mark.clause("C3")

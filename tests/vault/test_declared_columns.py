@@ -14,10 +14,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from charter.db import Database
+from charter.policy.compiled import CompiledPolicy
 from charter.tables import metadata
+from charter.vault.events import decode_payload, event_ad
 from charter.vault.keystore import SqlKeyStore
+from charter.vault.models import LogEvent
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.clause("C2")
@@ -347,3 +351,27 @@ def test_every_column_of_sealed_bytes_is_declared() -> None:
     assert [
         (t, c) for t, c in binary if "personal_data" not in metadata.tables[t].columns[c].info
     ] == []
+
+
+@pytest.mark.clause("C12", "C14")
+def test_every_stored_event_field_is_declared_by_its_collection_point(
+    ingested: None, db: Database, keys: SqlKeyStore, omni_compiled: CompiledPolicy
+) -> None:
+    """Privacy as code reaches inside the sealed payloads too: each field an event carries is
+    a field its collection point declares (a signed-up user's events included)."""
+    undeclared: set[tuple[str, str]] = set()
+    points: set[str] = set()
+    with db.reading() as session:
+        for event in session.scalars(select(LogEvent)):
+            sealer = keys.sealer(event.person_id)
+            assert sealer is not None
+            payload = decode_payload(
+                sealer.open(event.sealed, event_ad(event.uid, event.person_id))
+            )
+            declared = {
+                f.name for f in omni_compiled.collection_points[event.collection_point].fields
+            }
+            undeclared |= {(event.collection_point, name) for name in set(payload) - declared}
+            points.add(event.collection_point)
+    assert points == {"log_data", "user_activity"}
+    assert undeclared == set()

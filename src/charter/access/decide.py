@@ -20,6 +20,8 @@ class PersonState:
     erased: bool = False
     objected: bool = False
     choices: Mapping[str, bool] = field(default_factory=dict)
+    # What kind of person this is (`Person.kind`: visitor, user, job_applicant, ...).
+    kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +59,11 @@ def decide(  # noqa: PLR0911 - one return per refusal reason, in the order they 
         return Decision(
             False, "role_may_not_use_purpose", f"the role '{role}' may not act for '{purpose}'"
         )
-    allowed = policy.purpose_categories[purpose]
-    for category in categories:
-        if category not in allowed:
-            if category not in policy.categories:
-                return Decision(
-                    False, "unknown_category", f"'{category}' is not a category of the policy"
-                )
-            return Decision(
-                False,
-                "purpose_may_not_use_category",
-                f"the purpose '{purpose}' may not use '{category}'",
-            )
+    refusal = _subject_refusal(policy, role, purpose, person) or _category_refusal(
+        policy, purpose, categories
+    )
+    if refusal is not None:
+        return refusal
     if basis == "service":
         return ALLOWED
     choices = person.choices
@@ -88,3 +83,45 @@ def decide(  # noqa: PLR0911 - one return per refusal reason, in the order they 
             False, "consent_required", f"'{purpose}' needs the person's consent, not given"
         )
     return ALLOWED
+
+
+def _subject_refusal(
+    policy: CompiledPolicy, role: str, purpose: str, person: PersonState
+) -> Decision | None:
+    """A refusal if the role or the purpose is limited to data subjects the person is not."""
+    for limits, who in (
+        (policy.role_subjects.get(role), f"the role '{role}'"),
+        (policy.purpose_subjects.get(purpose), f"the purpose '{purpose}'"),
+    ):
+        if limits is not None and not policy.covers(limits, person.kind):
+            return Decision(
+                False,
+                "subject_not_covered",
+                f"{who} covers {', '.join(sorted(limits))} only, not this person "
+                f"({person.kind or 'unknown kind'})",
+            )
+    return None
+
+
+def _category_refusal(
+    policy: CompiledPolicy, purpose: str, categories: Iterable[str]
+) -> Decision | None:
+    """A refusal if a category named is unknown, or one the purpose may not use. A group of
+    categories stands for its leaves that the purpose may use."""
+    allowed = policy.purpose_categories[purpose]
+    for category in categories:
+        if category in allowed:
+            continue
+        group = policy.group_leaves.get(category)
+        if group is not None and not group.isdisjoint(allowed):
+            continue
+        if group is None and category not in policy.categories:
+            return Decision(
+                False, "unknown_category", f"'{category}' is not a category of the policy"
+            )
+        return Decision(
+            False,
+            "purpose_may_not_use_category",
+            f"the purpose '{purpose}' may not use '{category}'",
+        )
+    return None

@@ -66,6 +66,7 @@ def person_state(session: Session, person: Person) -> PersonState:
         erased=person.erased_at is not None,
         objected=person.objected_at is not None,
         choices=current_choices(session, person.id).current,
+        kind=person.kind,
     )
 
 
@@ -74,7 +75,7 @@ def _audited_use(
 ) -> dict[str, object]:
     # Only the policy's own names go into the audit log: a name it does not know came from the
     # caller and could be anything, personal data included; it is counted, not copied.
-    known = sorted({c for c in categories if c in policy.categories})
+    known = sorted({c for c in categories if c in policy.categories or c in policy.group_leaves})
     return {
         "purpose": purpose if purpose in policy.purpose_basis else None,
         "categories": known,
@@ -162,7 +163,7 @@ def use_personal_data(
         return Use(decision)
     members = household(session, owner.id)
     sealers = keys.sealers(members, create=False)
-    wanted = set(categories)
+    wanted = policy.leaves_for(purpose, categories)
     values: list[Value] = []
     withheld = unreadable = 0
     for row in session.scalars(

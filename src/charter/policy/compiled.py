@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -53,6 +53,25 @@ class CompiledPolicy:
     # Every topic a person can choose on (opt-out and consent purposes, non-essential cookie
     # categories, Global Privacy Control) -> what it means.
     choice_topics: Mapping[str, str]
+    # The roles and the purposes limited to some data subjects (`subjects:`), and to which.
+    role_subjects: Mapping[str, frozenset[str]]
+    purpose_subjects: Mapping[str, frozenset[str]]
+    # Each group of categories -> its leaves ("contact" -> contact.email, contact.phone, ...).
+    group_leaves: Mapping[str, frozenset[str]]
+
+    def covers(self, subjects: frozenset[str], kind: str | None) -> bool:
+        """Whether a person of `kind` (a `Person.kind`) is one of `subjects`."""
+        return kind is not None and not subjects.isdisjoint(SUBJECTS_OF_KIND.get(kind, {kind}))
+
+    def leaves_for(self, purpose: str, categories: Iterable[str]) -> frozenset[str]:
+        """The leaf categories a use asks for: each leaf named, and for each group named its
+        leaves that `purpose` may use."""
+        allowed = self.purpose_categories.get(purpose, frozenset())
+        found: set[str] = set()
+        for category in categories:
+            group = self.group_leaves.get(category)
+            found |= group & allowed if group is not None else {category}
+        return frozenset(found)
 
     def expand(self, reference: str) -> list[str]:
         """The leaf categories `reference` (a category or a group) stands for."""
@@ -65,6 +84,20 @@ def _frozen(mapping: dict[str, Any]) -> Mapping[str, Any]:
 
 # The topic under which a `Sec-GPC: 1` signal is kept among a person's choices.
 GPC_TOPIC = "gpc"
+# The data subjects a kind of person stands as, where it is more than its own name: a user is
+# one of the people of a customer, whose data a customer's rules cover.
+SUBJECTS_OF_KIND: Mapping[str, frozenset[str]] = MappingProxyType(
+    {"user": frozenset({"user", "customer"})}
+)
+
+
+def _groups(leaves: list[str]) -> dict[str, frozenset[str]]:
+    groups: dict[str, set[str]] = {}
+    for leaf in leaves:
+        parts = leaf.split(".")
+        for depth in range(1, len(parts)):
+            groups.setdefault(".".join(parts[:depth]), set()).add(leaf)
+    return {group: frozenset(members) for group, members in groups.items()}
 
 
 def _choice_topics(policy: Policy) -> dict[str, str]:
@@ -130,4 +163,11 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
             }
         ),
         choice_topics=_frozen(_choice_topics(policy)),
+        role_subjects=_frozen(
+            {r.id: frozenset(r.subjects) for r in policy.roles if r.subjects is not None}
+        ),
+        purpose_subjects=_frozen(
+            {p.id: frozenset(p.subjects) for p in policy.purposes if p.subjects is not None}
+        ),
+        group_leaves=_frozen(_groups(leaves)),
     )

@@ -216,6 +216,11 @@ def _loses_members(before: Any, after: Any) -> bool:
     return bool(set(before or ()) - set(after or ()))
 
 
+def _limit_lifted_or_widened(before: Any, after: Any) -> bool:
+    """A `subjects:` limit (None: every subject) that now covers more people."""
+    return before is not None and (after is None or _gains_members(before, after))
+
+
 def _grows(before: Any, after: Any) -> bool:
     return int(after or 0) > int(before or 0)
 
@@ -590,7 +595,7 @@ def _purposes(old: Policy, new: Policy) -> Iterator[PolicyChange]:
         added_material=True,
         special=compare,
         skip={"basis", "categories"},
-        widens={"sale_or_sharing": _turned_on},
+        widens={"sale_or_sharing": _turned_on, "subjects": _limit_lifted_or_widened},
     )
 
 

@@ -223,6 +223,9 @@ def check_references(policy: Policy) -> list[Reference]:
     problems += _cookies(policy, declared)
     for index, purpose in enumerate(policy.purposes):
         problems += declared.categories(purpose.categories, ("purposes", index, "categories"))
+        if purpose.subjects is not None:
+            subjects_path: PathKey = ("purposes", index, "subjects")
+            problems += declared.ids(purpose.subjects, declared.subjects, subjects_path, "subject")
     for index, source in enumerate(policy.enrichment_sources):
         path: PathKey = ("enrichment_sources", index, "categories")
         problems += declared.categories(source.categories, path)
@@ -230,5 +233,8 @@ def check_references(policy: Policy) -> list[Reference]:
     for index, role in enumerate(policy.roles):
         path = ("roles", index, "purposes")
         problems += declared.ids(role.purposes, declared.purposes, path, "purpose")
+        if role.subjects is not None:
+            path = ("roles", index, "subjects")
+            problems += declared.ids(role.subjects, declared.subjects, path, "subject")
     problems += _retention(policy, declared)
     return problems

@@ -166,6 +166,8 @@ class Purpose(Item):
     basis: Basis
     categories: Annotated[list[CategoryId], Field(min_length=1)]
     sale_or_sharing: bool = False
+    # The data subjects this purpose may concern; every subject when absent.
+    subjects: Annotated[list[Identifier], Field(min_length=1)] | None = None
     clauses: Clauses
 
 
@@ -245,6 +247,8 @@ class Role(Item):
     label: Text
     purposes: list[Identifier]
     permissions: list[Permission]
+    # The data subjects whose data this role may use; every subject when absent.
+    subjects: Annotated[list[Identifier], Field(min_length=1)] | None = None
     clauses: Clauses
 
 

@@ -18,7 +18,7 @@ from charter.vault.identifiers import BlindIndex, new_person_id, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
 from charter.vault.people import (
-    active_owner_id,
+    active_owner,
     new_person,
     person_by_email,
     sign_up,
@@ -133,7 +133,8 @@ def _person_for(
     index: BlindIndex,
     point: CollectionPoint,
     submission: Submission,
-) -> str:
+) -> tuple[str, str]:
+    """The person the submission is about (an owner, active), and their kind."""
     if submission.source == "other_source":
         # Enrichment adds to a person Charter already holds; it never creates one (C19).
         if submission.person_id is None:
@@ -141,7 +142,7 @@ def _person_for(
                 "data from another source is about a known person: give person_id",
                 code="person_required",
             )
-        return active_owner_id(session, submission.person_id)
+        return active_owner(session, submission.person_id)
     if point.creates_user:
         visitor_ids = [v for v in (submission.visitor_id, *submission.extra_visitor_ids) if v]
         user = sign_up(
@@ -152,32 +153,44 @@ def _person_for(
             email=_email_field(point, submission.fields),
             customer_id=submission.customer_id,
         )
-        return user.id
+        return user.id, user.kind
     if submission.person_id is not None:
-        return active_owner_id(session, submission.person_id)
+        return active_owner(session, submission.person_id)
     separate = next((s for s in point.subjects if s in _SEPARATE_KINDS), None)
     if point.readable_by_roles is not None and separate is not None:
         # Kept apart from customer data (C6): a new person, never linked to a visitor.
-        return new_person(session, clock, separate).id
+        return new_person(session, clock, separate).id, separate
     if point.method == "email" and separate is not None:
         return _sender(session, clock, index, separate, _email_field(point, submission.fields))
     if submission.visitor_id is not None:
         person_id = visitors(session, clock, index, [submission.visitor_id])[submission.visitor_id]
-        return active_owner_id(session, person_id)
+        return active_owner(session, person_id)
     raise Unprocessable(
         "say who the data is about: person_id or visitor_id", code="person_required"
     )
 
 
-def _sender(session: Session, clock: Clock, index: BlindIndex, kind: str, email: str | None) -> str:
+def _sender(
+    session: Session, clock: Clock, index: BlindIndex, kind: str, email: str | None
+) -> tuple[str, str]:
     """Correspondence is kept with the person it came from (C7): found by the blind index of
     the sender's address, or a new correspondent."""
     known = person_by_email(session, index, email) if email else None
     if known is not None:
-        return active_owner_id(session, known.id)
+        return active_owner(session, known.id)
     person = new_person(session, clock, kind)
     person.email_index = index.email(email) if email else None
-    return person.id
+    return person.id, kind
+
+
+def _check_subject(policy: CompiledPolicy, point: CollectionPoint, kind: str) -> None:
+    """A point collects from its own data subjects only: a job application never lands on a
+    customer's record, nor an order on an applicant's (C6)."""
+    if not policy.covers(frozenset(point.subjects), kind):
+        raise Unprocessable(
+            f"{point.id} collects from {', '.join(point.subjects)} only; this person is a {kind}",
+            code="subject_not_covered",
+        )
 
 
 def collect(
@@ -199,7 +212,8 @@ def collect(
     check_fields(point, submission.fields, mandatory=submission.source != "other_source")
     _check_source(policy, point, submission)
     index = BlindIndex(keys.index_key())
-    person_id = _person_for(session, clock, index, point, submission)
+    person_id, kind = _person_for(session, clock, index, point, submission)
+    _check_subject(policy, point, kind)
     if submission.gpc:
         record_gpc(session, clock, policy, actor=actor, person_ids=[person_id])
     sealer = keys.sealers([person_id], create=True)[person_id]

@@ -193,6 +193,15 @@ def _assign(
         raise Conflict(
             f"{len(gone)} person(s) named in the batch were erased or objected", code="person_gone"
         )
+    # Log data is of visitors and users (C10, C14); a job applicant, kept apart (C6), or a
+    # correspondent has none.
+    apart = {pid for pid, owner in owners.items() if people[owner].kind not in _LOGGED_KINDS}
+    if apart:
+        raise Unprocessable(
+            f"{len(apart)} person(s) named in the batch are not visitors or users, whose log "
+            "data the policy declares",
+            code="subject_not_covered",
+        )
     resolved = {
         pid: (owner, "user_activity" if people[owner].kind == "user" else "log_data")
         for pid, owner in owners.items()
@@ -204,6 +213,9 @@ def _assign(
     person_ids = [owner for owner, _ in pairs]
     points = [point for _, point in pairs]
     return person_ids, points
+
+
+_LOGGED_KINDS = frozenset({"visitor", "user"})
 
 
 @dataclass(frozen=True, slots=True)

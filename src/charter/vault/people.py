@@ -115,7 +115,7 @@ _PEOPLE = table_of(Person)
 # stays locked until the write that asked commits, and an erasure (which locks it first,
 # see `vault.erasure`) waits for that write, or that write for the erasure.
 _STANDING = (
-    select(_PEOPLE.c.merged_into, _PEOPLE.c.erased_at, _PEOPLE.c.objected_at)
+    select(_PEOPLE.c.merged_into, _PEOPLE.c.erased_at, _PEOPLE.c.objected_at, _PEOPLE.c.kind)
     .where(_PEOPLE.c.id == bindparam("person_id"))
     .with_for_update(read=True)
 )
@@ -125,6 +125,11 @@ def active_owner_id(session: Session, person_id: str) -> str:
     """The id of `owner_of(person_id)`, refused as `ensure_active` refuses, for a write
     about them: their row stays locked until it commits. Plain columns, not ORM objects:
     this runs for every saved choice."""
+    return active_owner(session, person_id)[0]
+
+
+def active_owner(session: Session, person_id: str) -> tuple[str, str]:
+    """`active_owner_id`, and the owner's kind (visitor, user, job_applicant, ...)."""
     connection = session.connection()
     row = connection.execute(_STANDING, {"person_id": person_id}).first()
     if row is None:
@@ -135,7 +140,7 @@ def active_owner_id(session: Session, person_id: str) -> str:
         if row is None:  # pragma: no cover - a merge names an existing user
             raise NotFound("no person with that id", code="person_not_found")
     _ensure_standing(row.erased_at, row.objected_at)
-    return person_id
+    return person_id, str(row.kind)
 
 
 def sign_up(
