@@ -24,6 +24,8 @@ from charter.policy.loader import PolicyError, parse_policy_bytes, read_policy_f
 from charter.settings import BUNDLED_POLICY, Settings
 from charter.vault.crypto import decode_key, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore, keystore_in_use
+from charter.vault.recovery import recover
+from charter.vault.rotation import settle_rotations
 
 
 class StartupError(Exception):
@@ -180,7 +182,8 @@ def _keystore_unavailable(settings: Settings, exc: DBAPIError) -> StartupError:
 
 
 def boot(settings: Settings, clock: Clock) -> Booted:
-    """Open and migrate the database, open the key store, load the policy, audit the load."""
+    """Open and migrate the database, open the key store, load the policy, audit the load,
+    and finish what an interrupted process left (erasures, keys, a master key rotation)."""
     compiled, digest = load_compiled(settings)
     db = open_database(settings)
     try:
@@ -197,6 +200,9 @@ def boot(settings: Settings, clock: Clock) -> Booted:
     try:
         with db.writing() as session:
             record(session, clock, loaded)
+        # What an earlier process left unfinished across the two databases.
+        recover(db, keys, clock)
+        settle_rotations(db, clock, master_key(settings), abandon=False)
     except DBAPIError as exc:
         # The first write at start-up: a read-only database fails here, not on a request.
         url = settings.database_url

@@ -4,6 +4,7 @@ keys, so nothing of theirs decrypts again, not even from a copy of the data take
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -272,9 +273,15 @@ def test_the_erasure_audit_entry_keeps_no_personal_data(
     assert client.delete(f"/v1/people/{person}", headers=officer).status_code == 200
 
     entries = client.get("/v1/audit", headers=officer, params={"limit": 1000}).json()["entries"]
+    [started] = [e for e in entries if e["action"] == "vault:erasure:started"]
     [erasure] = [e for e in entries if e["action"] == "vault:person:erased"]
-    assert erasure["target"] == f"person:{person}"
+    assert started["target"] == erasure["target"] == f"person:{person}"
+    # Counts, and the id of the recorded procedure (hex): nothing else.
+    procedure = erasure["details"].pop("procedure")
+    assert started["details"].pop("procedure") == procedure
+    assert re.fullmatch(r"[0-9a-f]{32}", procedure)
     assert all(isinstance(value, int) for value in erasure["details"].values())
+    assert all(isinstance(value, int) for value in started["details"].values())
     assert erasure["details"]["keys_destroyed"] == 2
     everything = json.dumps(entries).lower()
     for value in (NAME, EMAIL, IP, VISITOR):
@@ -396,8 +403,7 @@ def test_an_erasure_while_a_batch_for_the_person_is_being_stored_leaves_none_of_
         planned = plan_batch(session, keys, clock, omni_compiled, batch)
 
     def erase() -> None:
-        with committed_db.writing() as session:
-            erase_person(session, keys, clock, actor="test", person_id=visitor)
+        erase_person(committed_db, keys, clock, actor="test", person_id=visitor)
 
     erasure = threading.Thread(target=erase)
     with committed_db.writing() as session:

@@ -3,6 +3,7 @@ test). Every test runs against `SqlKeyStore` on the backend under test and `Memo
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -122,6 +123,24 @@ def test_destroying_twice_or_an_unknown_person_destroys_nothing(subject: Subject
     assert subject.store.destroy(["p-1"]) == 1
     assert subject.store.destroy(["p-1", "never-seen"]) == 0
     assert subject.store.destroy([]) == 0
+
+
+def test_new_keys_stay_unsettled_until_kept_or_destroyed(subject: Subject, master: bytes) -> None:
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+    earlier = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    subject.store.sealers(["p-kept", "p-orphan", "p-erased"], create=True)
+
+    store = subject.reopen(master)
+    assert sorted(store.unsettled(later)) == ["p-erased", "p-kept", "p-orphan"]
+    assert store.unsettled(earlier) == []
+    store.destroy(["p-erased"])
+    assert sorted(store.unsettled(later)) == ["p-kept", "p-orphan"]
+
+    assert store.settle(["p-kept"], ["p-orphan"]) == 1
+
+    assert store.unsettled(later) == []
+    assert store.sealer("p-kept") is not None
+    assert subject.reopen(master).sealer("p-orphan") is None
 
 
 def test_the_index_key_is_stable(subject: Subject, master: bytes) -> None:

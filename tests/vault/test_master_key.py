@@ -21,11 +21,12 @@ from charter.audit.models import AuditEntry
 from charter.boot import boot
 from charter.cli.main import build_app
 from charter.clock import SystemClock
-from charter.db import make_engine
+from charter.db import Database, make_engine
 from charter.settings import Settings
 from charter.staff.service import add_staff, create_key
 from charter.vault.crypto import decode_key, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore, WrappedKey
+from charter.vault.rotation import start_rotation
 from charter.web.app import create_app
 from tests.conftest import BACKEND, bearer
 from tests.serving import CHARTER
@@ -232,15 +233,19 @@ def test_rotation_replaces_the_key_file_and_data_collected_before_still_reads(ho
     try:
         with engine.connect() as connection:
             entries = connection.execute(
-                select(AuditEntry.actor, AuditEntry.details).where(
-                    AuditEntry.action == "vault:master_key:rotated"
-                )
+                select(AuditEntry.action, AuditEntry.actor, AuditEntry.details)
+                .where(AuditEntry.action.like("vault:master_key:%"))
+                .order_by(AuditEntry.seq)
             ).all()
     finally:
         engine.dispose()
-    assert [(actor.startswith("cli:"), details) for actor, details in entries] == [
-        (True, '{"keys":1}')
-    ]
+    # The intent is recorded before the key store is touched, the outcome after.
+    [(started, by, intent), (rotated, same_by, outcome)] = entries
+    assert (started, rotated) == ("vault:master_key:rotation_started", "vault:master_key:rotated")
+    assert by.startswith("cli:")
+    assert same_by == by
+    procedure = json.loads(intent)["procedure"]
+    assert json.loads(outcome) == {"keys": 1, "procedure": procedure, "resumed": False}
 
 
 def test_rotation_with_the_key_in_the_environment_prints_the_new_key_once(home: Home) -> None:
@@ -271,7 +276,9 @@ def test_a_rotation_interrupted_after_the_rewrap_is_finished_at_start(home: Home
     person, service = collect_someone(home.settings())
     old = decode_key(home.key_file.read_text(encoding="ascii"))
     new = new_key()
-    # The state a crash leaves between the re-wrap and the replacement of the key file.
+    # The state a crash leaves between the re-wrap and the replacement of the key file: the
+    # intent recorded, the new key written, the store re-wrapped, and no outcome.
+    record_intent(home, old, new)
     home.pending_file.write_text(encode_key(new) + "\n", encoding="ascii")
     home.pending_file.chmod(0o600)
     engine = make_engine(home.keystore_url())
@@ -286,13 +293,18 @@ def test_a_rotation_interrupted_after_the_rewrap_is_finished_at_start(home: Home
     assert decode_key(home.key_file.read_text(encoding="ascii")) == new
     assert not home.pending_file.exists()
     assert read_back(home.settings(), person, service) == {NAME, EMAIL}
+    # The outcome the crash did not record is recorded by the start that finished it.
+    [(_, outcome)] = rotation_entries(home, "vault:master_key:rotated")
+    assert (outcome["keys"], outcome["resumed"]) == (None, True)
 
 
 def test_a_rotation_interrupted_before_the_rewrap_leaves_the_old_key_working(home: Home) -> None:
     assert cli(home, "init").exit_code == 0
     person, service = collect_someone(home.settings())
     key = home.key_file.read_text(encoding="ascii")
-    home.pending_file.write_text(encode_key(new_key()) + "\n", encoding="ascii")
+    pending = new_key()
+    record_intent(home, decode_key(key), pending)
+    home.pending_file.write_text(encode_key(pending) + "\n", encoding="ascii")
 
     assert read_back(home.settings(), person, service) == {NAME, EMAIL}
     assert home.key_file.read_text(encoding="ascii") == key
@@ -304,6 +316,34 @@ def test_a_rotation_interrupted_before_the_rewrap_leaves_the_old_key_working(hom
     rotated = cli(home, "keys", "rotate-master")
     assert rotated.exit_code == 0, rotated.stderr
     assert read_back(home.settings(), person, service) == {NAME, EMAIL}
+    # The rotation that never re-wrapped is recorded as abandoned; the new one as done.
+    [(_, abandoned)] = rotation_entries(home, "vault:master_key:rotation_abandoned")
+    [(_, done)] = rotation_entries(home, "vault:master_key:rotated")
+    assert abandoned["procedure"] != done["procedure"]
+    assert (done["keys"], done["resumed"]) == (1, False)
+
+
+def record_intent(home: Home, old: bytes, new: bytes) -> None:
+    """The intent `charter keys rotate-master` records before it touches the key store."""
+    db = Database.connect(home.settings().database_url)
+    try:
+        start_rotation(db, SystemClock(), actor="cli:test", old=old, new=new)
+    finally:
+        db.dispose()
+
+
+def rotation_entries(home: Home, action: str) -> list[tuple[str, dict[str, object]]]:
+    engine = make_engine(home.settings().database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(AuditEntry.actor, AuditEntry.details)
+                .where(AuditEntry.action == action)
+                .order_by(AuditEntry.seq)
+            ).all()
+    finally:
+        engine.dispose()
+    return [(actor, json.loads(details)) for actor, details in rows]
 
 
 def test_rotation_without_a_master_key_refuses(home: Home) -> None:

@@ -11,13 +11,13 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from charter.audit.chain import Event, record
-from charter.boot import StartupError, open_keystore, pending_master_key_file
+from charter.boot import StartupError, master_key, open_keystore, pending_master_key_file
 from charter.cli import context
 from charter.cli.output import emit_json, fail
 from charter.staff import service
 from charter.vault.crypto import DecryptionFailed, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore
+from charter.vault.rotation import finish_rotation, settle_rotations, start_rotation
 
 app = typer.Typer(no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
@@ -79,16 +79,31 @@ def rotate_master(as_json: JsonFlag = False) -> None:
     """
     settings = context.settings()
     key_file = settings.master_key_file if settings.master_key is None else None
+    pending = pending_master_key_file(settings) if key_file is not None else None
     db = context.database()
     try:
         try:
             store = open_keystore(settings)
+            old = master_key(settings)
         except StartupError as exc:
             fail(str(exc))
             raise  # unreachable: fail() exits
-        new = new_key()
         try:
-            pending = pending_master_key_file(settings) if key_file is not None else None
+            if pending is not None and pending.exists():
+                fail(
+                    f"{pending} exists: another rotation is running, or one stopped before it "
+                    "re-wrapped the keys (the store still opens with the current key); if no "
+                    "rotation is running, remove it and run again"
+                )
+            # No rotation is under way: any left unfinished is done or abandoned by now.
+            settle_rotations(db, context.clock, old, abandon=True)
+            new = new_key()
+            try:
+                procedure = start_rotation(
+                    db, context.clock, actor=context.operator(), old=old, new=new
+                )
+            except SQLAlchemyError:
+                fail("the audit log could not record the rotation; nothing was changed")
             count = _rewrap(store, new, pending)
         finally:
             store.engine.dispose()
@@ -97,19 +112,12 @@ def rotate_master(as_json: JsonFlag = False) -> None:
             _sync_directory(key_file.parent)
         _report(key_file, encode_key(new), count, as_json=as_json)
         try:
-            with db.writing() as session:
-                record(
-                    session,
-                    context.clock,
-                    Event(
-                        context.operator(),
-                        "vault:master_key:rotated",
-                        "vault:master_key",
-                        details={"keys": count},
-                    ),
-                )
+            finish_rotation(db, context.clock, procedure, keys=count)
         except SQLAlchemyError:
-            fail("the master key was rotated, but the audit log could not record it")
+            fail(
+                "the master key was rotated, but the audit log could not record it yet; the "
+                "next start of Charter records it"
+            )
     finally:
         db.dispose()
 
@@ -125,11 +133,7 @@ def _rewrap(store: SqlKeyStore, new: bytes, pending: Path | None) -> int:
         try:
             _write_key_file(pending, new)
         except FileExistsError:
-            fail(
-                f"{pending} exists: another rotation is running, or one stopped before it "
-                "re-wrapped the keys (the store still opens with the current key); if no "
-                "rotation is running, remove it and run again"
-            )
+            fail(f"{pending} appeared meanwhile: another rotation is running")
             raise  # unreachable: fail() exits
     try:
         return store.rewrap(new)

@@ -16,6 +16,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "serve": ("charter.cli.serve", "Serve the Charter API and pages."),
     "staff": ("charter.cli.staff", "Personnel and their roles."),
     "keys": ("charter.cli.keys", "API keys and the master key."),
+    "people": ("charter.cli.people", "Finish erasures and settle data keys."),
     "audit": ("charter.cli.audit", "Read and verify the audit log."),
 }
 

@@ -63,6 +63,17 @@ class KeyStore(Protocol):
         """The key of the blind indexes (e-mail, visitor id); it survives master rotation."""
         ...
 
+    def unsettled(self, created_before: dt.datetime) -> list[str]:
+        """The people whose keys were created before `created_before` and not yet settled:
+        a key is made before the data transaction that needs it commits, so one of these
+        may belong to a transaction that rolled back or never finished."""
+        ...
+
+    def settle(self, kept: Iterable[str], orphaned: Iterable[str]) -> int:
+        """Mark the `kept` people's keys as in use; destroy the `orphaned` ones (their people
+        were never committed). Returns how many keys were destroyed."""
+        ...
+
 
 class _KeyBase(DeclarativeBase):
     metadata = MetaData()
@@ -74,6 +85,16 @@ class WrappedKey(_KeyBase):
     person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     wrapped: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class UnsettledKey(_KeyBase):
+    """A data key made for a transaction of the data database that had not committed yet;
+    settled (kept, or destroyed if its person never existed) by the recovery at start."""
+
+    __tablename__ = "unsettled_keys"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 def _associated(person_id: str) -> bytes:
@@ -244,9 +265,11 @@ class SqlKeyStore:
             # find the new master key here.
             session.execute(_LOCK_CHECK_ROW)
             self._ensure_master(session)
+            now = dt.datetime.now(dt.UTC)
             for person_id in person_ids:
                 key = new_key()
                 self._wrap(session, person_id, key)
+                session.add(UnsettledKey(person_id=person_id, created_at=now))
                 created[person_id] = Sealer(key)
             session.commit()
         for person_id, sealer in created.items():
@@ -271,11 +294,33 @@ class SqlKeyStore:
         # Dropped before and after: a `sealers` call running meanwhile may have put a key
         # back into the cache from a row this deletes.
         self._cache.drop(ids)
+        destroyed = 0
         with Session(self.engine) as session:
-            result = session.execute(delete(WrappedKey).where(WrappedKey.person_id.in_(ids)))
+            for chunk in in_chunks(ids):
+                result = session.execute(delete(WrappedKey).where(WrappedKey.person_id.in_(chunk)))
+                session.execute(delete(UnsettledKey).where(UnsettledKey.person_id.in_(chunk)))
+                destroyed += int(getattr(result, "rowcount", 0) or 0)
             session.commit()
         self._cache.drop(ids)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return destroyed
+
+    def unsettled(self, created_before: dt.datetime) -> list[str]:
+        with Session(self.engine) as session:
+            return list(
+                session.scalars(
+                    select(UnsettledKey.person_id)
+                    .where(UnsettledKey.created_at < created_before)
+                    .order_by(UnsettledKey.created_at)
+                )
+            )
+
+    def settle(self, kept: Iterable[str], orphaned: Iterable[str]) -> int:
+        kept_ids = list(kept)
+        with Session(self.engine) as session:
+            for chunk in in_chunks(kept_ids):
+                session.execute(delete(UnsettledKey).where(UnsettledKey.person_id.in_(chunk)))
+            session.commit()
+        return self.destroy(orphaned)
 
     def rewrap(self, new_master: bytes) -> int:
         sealer = Sealer(new_master)
@@ -300,6 +345,7 @@ class MemoryKeyStore:
 
     def __init__(self) -> None:
         self._keys: dict[str, bytes] = {}
+        self._unsettled: dict[str, dt.datetime] = {}
         self._lock = threading.Lock()
         self._index_key = new_key()
 
@@ -317,13 +363,27 @@ class MemoryKeyStore:
                 key = self._keys.get(person_id)
                 if key is None and create:
                     key = self._keys[person_id] = new_key()
+                    self._unsettled[person_id] = dt.datetime.now(dt.UTC)
                 if key is not None:
                     found[person_id] = Sealer(key)
         return found
 
     def destroy(self, person_ids: Iterable[str]) -> int:
         with self._lock:
-            return sum(self._keys.pop(p, None) is not None for p in person_ids)
+            ids = list(person_ids)
+            for person_id in ids:
+                self._unsettled.pop(person_id, None)
+            return sum(self._keys.pop(p, None) is not None for p in ids)
+
+    def unsettled(self, created_before: dt.datetime) -> list[str]:
+        with self._lock:
+            return [p for p, at in self._unsettled.items() if at < created_before]
+
+    def settle(self, kept: Iterable[str], orphaned: Iterable[str]) -> int:
+        with self._lock:
+            for person_id in kept:
+                self._unsettled.pop(person_id, None)
+        return self.destroy(orphaned)
 
     def rewrap(self, new_master: bytes) -> int:  # noqa: ARG002 - keys are held unwrapped here
         return len(self._keys)

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from charter.staff.attempts import record_refusals
+from charter.vault.recovery import KEY_GRACE, settle_keys
 from charter.web.runtime import Runtime
 
 log = logging.getLogger("charter.web")
 
 # How often the counts of refused keys of minutes gone by are written to the audit log.
 REFUSALS_EVERY_S = 5.0
+# How often keys made for writes that never committed are looked for (see vault.recovery).
+SETTLE_KEYS_EVERY_S = 300.0
 
 
 def record_closed_refusals(runtime: Runtime, *, everything: bool = False) -> int:
@@ -35,20 +38,37 @@ def record_closed_refusals(runtime: Runtime, *, everything: bool = False) -> int
         return 0
 
 
-async def _record_refusals_periodically(runtime: Runtime) -> None:
+def settle_old_keys(runtime: Runtime) -> None:
+    """Destroy the data keys of writes that never committed, made long enough ago."""
+    try:
+        settle_keys(
+            runtime.db,
+            runtime.keys,
+            runtime.clock,
+            created_before=runtime.clock.now() - KEY_GRACE,
+        )
+    except SQLAlchemyError:
+        log.warning("unsettled data keys could not be looked at; trying again later")
+
+
+async def _every(seconds: float, work: Callable[[Runtime], object], runtime: Runtime) -> None:
     while True:
-        await asyncio.sleep(REFUSALS_EVERY_S)
-        await run_in_threadpool(record_closed_refusals, runtime)
+        await asyncio.sleep(seconds)
+        await run_in_threadpool(work, runtime)
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime = app.state.runtime
-    task = asyncio.create_task(_record_refusals_periodically(runtime))
+    tasks = [
+        asyncio.create_task(_every(REFUSALS_EVERY_S, record_closed_refusals, runtime)),
+        asyncio.create_task(_every(SETTLE_KEYS_EVERY_S, settle_old_keys, runtime)),
+    ]
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await run_in_threadpool(record_closed_refusals, runtime, everything=True)

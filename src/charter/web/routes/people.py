@@ -94,14 +94,14 @@ def decisions(
 
 @router.delete("/people/{person_id}")
 def erase(actor: Eraser, person_id: str, runtime: RuntimeDep) -> dict[str, Any]:
-    """Destroy the person's keys and delete their records; nothing of theirs decrypts again."""
-    with runtime.db.writing() as session:
-        receipt = erase_person(
-            session, runtime.keys, runtime.clock, actor=actor.ref, person_id=person_id
-        )
-        return {
-            "person_id": receipt.person_id,
-            "keys_destroyed": receipt.keys_destroyed,
-            "records_deleted": receipt.records_deleted,
-            "events_deleted": receipt.events_deleted,
-        }
+    """Destroy the person's keys and delete their records; nothing of theirs decrypts again.
+    Durable step by step: an erasure interrupted by a crash is finished at the next start."""
+    receipt = erase_person(
+        runtime.db, runtime.keys, runtime.clock, actor=actor.ref, person_id=person_id
+    )
+    return {
+        "person_id": receipt.person_id,
+        "keys_destroyed": receipt.keys_destroyed,
+        "records_deleted": receipt.records_deleted,
+        "events_deleted": receipt.events_deleted,
+    }
