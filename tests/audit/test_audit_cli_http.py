@@ -241,3 +241,16 @@ def test_refused_keys_are_audited_by_key_id_never_by_secret(
     everything = repr([tuple(row) for row in stored])
     for secret in (key.split("_", 2)[2], "x" * 40, "y" * 40, "not-a-key-at-all"):
         assert secret not in everything
+
+
+@pytest.mark.parametrize("after", [2**63, 10**30, -1])
+def test_http_an_after_beyond_what_the_sequence_column_holds_is_422(
+    client: TestClient, make_key: Callable[[str], str], after: int
+) -> None:
+    key = make_key("privacy_officer")
+    response = client.get("/v1/audit", params={"after": after}, headers=bearer(key))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "query.after"
+    largest = client.get("/v1/audit", params={"after": 2**63 - 1}, headers=bearer(key))
+    assert largest.status_code == 200, largest.text
+    assert largest.json()["entries"] == []
