@@ -10,8 +10,19 @@ from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
 from charter.vault.keystore import KeyStore
 from charter.web.errors import install_error_handlers
+from charter.web.headers import SecurityHeaders
 from charter.web.limits import BodySizeLimit
-from charter.web.routes import audit, choices, collection, events, health, people, policy, staff
+from charter.web.routes import (
+    audit,
+    choices,
+    collection,
+    docs,
+    events,
+    health,
+    people,
+    policy,
+    staff,
+)
 from charter.web.runtime import Runtime
 
 
@@ -28,7 +39,9 @@ def create_app(
         title="Charter",
         summary="OMNI's privacy policy, kept at run time.",
         version=compiled.version,
-        docs_url="/docs",
+        # /docs is served by routes/docs.py, with a Content-Security-Policy of its own; no
+        # OAuth2 redirect page: Charter's keys are bearer keys, typed into the page.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -36,7 +49,9 @@ def create_app(
         settings=settings, policy=compiled, db=db, keys=keys, clock=clock or SystemClock()
     )
     install_error_handlers(app)
-    for module in (health, policy, staff, audit, collection, events, people, choices):
+    for module in (health, policy, docs, staff, audit, collection, events, people, choices):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so outermost: the 413s of BodySizeLimit carry the headers too.
+    app.add_middleware(SecurityHeaders)
     return app

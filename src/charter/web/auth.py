@@ -31,7 +31,6 @@ PUBLIC_PATHS = frozenset(
         "/v1/policy",
         "/v1/datamap",
         "/docs",
-        "/docs/oauth2-redirect",
         "/openapi.json",
     }
 )

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from charter.errors import CharterError, Unauthenticated
+from charter.web.headers import add_security_headers
 
 log = logging.getLogger("charter.web")
 
@@ -99,7 +100,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error: %s", type(exc).__name__)
-    return error_response(500, "internal_error", "Charter could not complete the request")
+    response = error_response(500, "internal_error", "Charter could not complete the request")
+    # Starlette sends this answer from outside every middleware, SecurityHeaders included.
+    add_security_headers(response.headers)
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:
