@@ -18,8 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# How pip-audit's traceback names a request that never got an answer.
+# How pip-audit's traceback names a request that never got an answer, or got an error of
+# the service (PyPI's feed answering 5xx) instead of one.
 _UNREACHABLE = (
+    "pip_audit._service.interface.ServiceError",
     "requests.exceptions.ConnectionError",
     "requests.exceptions.ProxyError",
     "requests.exceptions.ConnectTimeout",
