@@ -189,9 +189,14 @@ def test_a_port_already_taken_fails_in_one_line_and_writes_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_second_server_cannot_share_the_port_of_a_first(
-    environment: dict[str, str], server: Callable[[], Server], committed_db: Database
+    environment: dict[str, str],
+    server: Callable[[], Server],
+    committed_db: Database,
+    workers: str,
 ) -> None:
+    environment["CHARTER_WORKERS"] = workers
     charter(environment, "init")
     server()
     before = audit_entries(committed_db)

@@ -84,6 +84,10 @@ def _stop_when_orphaned(parent: int) -> None:  # pragma: no cover - runs in the 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` sockets listening on `host:port`, one per worker. Raises `WorkerFailed` (and
     closes those already bound) if the address cannot be bound."""
+    # Sockets of another server that set SO_REUSEPORT would take ours into their group, and
+    # the kernel would share the connections between the two servers: a socket that does
+    # not share finds such a server (the port is in use) before ours join.
+    listening_socket(host, port, shared=False).close()
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
