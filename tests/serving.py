@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,7 +49,13 @@ class Server:
     """`charter serve` as its own process, logging to a file."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.base = f"http://127.0.0.1:{env['CHARTER_PORT']}"
+        certificate = env.get("CHARTER_TLS_CERT")
+        scheme = "https" if certificate else "http"
+        self.base = f"{scheme}://127.0.0.1:{env['CHARTER_PORT']}"
+        # Over HTTPS, the server's own (self-signed) certificate is the one trusted.
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=certificate) if certificate else True
+        )
         self._log = log.open("ab")
         self.process = subprocess.Popen(
             [CHARTER, "serve"], env=env, stdout=self._log, stderr=subprocess.STDOUT
@@ -61,7 +68,8 @@ class Server:
             if self.process.poll() is not None:
                 pytest.fail(f"the server stopped: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
+                answer = httpx.get(f"{self.base}/healthz", timeout=2, verify=self.verify)
+                if answer.status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)  # polling for start-up, not measuring it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,11 +33,24 @@ class Settings:
     public_requests_per_minute: int
     allowed_origins: frozenset[str]
     workers: int
+    # The certificate chain and its private key (PEM files) `charter serve` serves HTTPS with;
+    # both or neither.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # A TLS proxy fronts Charter: plain HTTP may be served on any address, and the proxy's
+    # X-Forwarded-For and X-Forwarded-Proto are believed from `trusted_proxies` only.
+    behind_proxy: bool = False
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("CHARTER_HOME", "./charter-data")).expanduser().resolve()
+        tls_cert, tls_key = _path(env, "CHARTER_TLS_CERT"), _path(env, "CHARTER_TLS_KEY")
+        if (tls_cert is None) != (tls_key is None):
+            raise SettingsError(
+                "CHARTER_TLS_CERT and CHARTER_TLS_KEY go together: set both or neither"
+            )
         return cls(
             home=home,
             host=env.get("CHARTER_HOST", "127.0.0.1"),
@@ -57,6 +71,10 @@ class Settings:
             auth_failures_per_minute=_int(
                 env, "CHARTER_AUTH_FAILURES_PER_MINUTE", 60, low=1, high=1_000_000
             ),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            behind_proxy=_flag(env, "CHARTER_BEHIND_PROXY"),
+            trusted_proxies=_addresses(env, "CHARTER_TRUSTED_PROXIES", ("127.0.0.1", "::1")),
         )
 
     @property
@@ -91,3 +109,38 @@ def _origins(raw: str) -> frozenset[str]:
             )
         found.add(origin)
     return frozenset(found)
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no"}:
+        return False
+    if raw in {"1", "true", "yes"}:
+        return True
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _addresses(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated IP addresses and networks (CIDR), written as uvicorn compares them."""
+    raw = env.get(name, "")
+    if not raw.strip():
+        return default
+    found = []
+    for item in (part.strip() for part in raw.split(",")):
+        try:
+            # uvicorn takes a network only in its strict form (192.0.2.0/24, not 192.0.2.1/24).
+            found.append(
+                str(ipaddress.ip_network(item, strict=False))
+                if "/" in item
+                else str(ipaddress.ip_address(item))
+            )
+        except ValueError:
+            raise SettingsError(
+                f"{name} must list IP addresses or networks (CIDR), got {item!r}"
+            ) from None
+    return tuple(found)

@@ -214,3 +214,16 @@ def test_http_filters_by_action(
     assert rest["next"] is None
     none = client.get("/v1/audit", params={"action": "test:nothing:here"}, headers=bearer(key))
     assert none.json() == {"entries": [], "next": None}
+
+
+@pytest.mark.parametrize("after", [2**63, 10**30, -1])
+def test_http_an_after_beyond_what_the_sequence_column_holds_is_422(
+    client: TestClient, make_key: Callable[[str], str], after: int
+) -> None:
+    key = make_key("privacy_officer")
+    response = client.get("/v1/audit", params={"after": after}, headers=bearer(key))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "query.after"
+    largest = client.get("/v1/audit", params={"after": 2**63 - 1}, headers=bearer(key))
+    assert largest.status_code == 200, largest.text
+    assert largest.json()["entries"] == []

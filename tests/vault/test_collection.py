@@ -655,3 +655,58 @@ def test_library_collect_refuses_like_the_api(
         )
     assert refused.value.code == "missing_fields"
     assert refused.value.details == {"fields": ["name", "email", "company"]}
+
+
+# --- E-mail addresses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "invisible",
+    ["\u200b", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u034f", "\u180e", "\ufe0f", "\U000e0041"],
+)
+def test_an_address_with_invisible_characters_reaches_the_same_person(
+    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore, invisible: str
+) -> None:
+    user = created(
+        post(client, service, "sign_up", {"name": "Alice Example", "email": "alice@example.com"})
+    )
+    letter = post(
+        client,
+        service,
+        "correspondence",
+        {"email": f"alice{invisible}@example.com", "message": "Is this my account?"},
+    )
+    assert created(letter) == user
+    twice = post(
+        client,
+        service,
+        "sign_up",
+        {"name": "Alice Example", "email": f"{invisible}alice@exam{invisible}ple.com"},
+    )
+    assert twice.status_code == 409, twice.text
+    assert twice.json()["error"]["code"] == "email_taken"
+    index = BlindIndex(keys.index_key())
+    assert index.email(f"alice{invisible}@example.com") == index.email("alice@example.com")
+
+
+NOT_ADDRESSES = ["not-an-address", "alice@", "@example.com", "alice@@example.com"]
+ADDRESS_POINTS = ["sign_up", "correspondence", "subscription_contact"]
+
+
+@pytest.mark.parametrize(
+    ("point", "value"), [(p, v) for p in ADDRESS_POINTS for v in NOT_ADDRESSES]
+)
+def test_an_email_field_that_holds_no_address_is_refused_naming_the_field(
+    client: TestClient, service: Headers, db: Database, point: str, value: str
+) -> None:
+    fields = {"name": "Alice Example", "email": value}
+    if point == "correspondence":
+        fields["message"] = "Hello"
+    response = post(client, service, point, fields)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_email"
+    assert error["details"] == {"fields": ["email"]}
+    assert "email" in error["message"]
+    assert value not in response.text
+    assert record_count(db) == 0

@@ -44,7 +44,7 @@ PEOPLE = [
     },
     {
         "name": "Alan Turing-Example",
-        "email": "alan.turing@mail.invalid",
+        "email": "alan.turing@mail.example.net",
         "visitor": "vid-c9d0e1f2",
         "ip": "203.0.113.43",
         "phone": "+1 555 0143",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from charter.clock import FixedClock
 from charter.db import Database
 from charter.errors import Conflict, Unprocessable
 from charter.policy.compiled import CompiledPolicy
+from charter.vault import useragent
 from charter.vault.events import (
     MAX_BATCH,
     IncomingEvent,
@@ -306,6 +308,33 @@ def test_the_user_agent_is_reduced_to_browser_and_device_type(
     with db.reading() as session:
         for row in session.scalars(select(LogEvent)):
             assert b"Mozilla" not in row.sealed
+
+
+def test_a_long_user_agent_is_parsed_from_its_first_256_characters_only(
+    client: TestClient, service: Headers
+) -> None:
+    person = sign_up(client, service, "ada@example.com").json()["person_id"]
+    # A real agent with 2 KB of extension tokens after it, different in every event: the
+    # parse caches must see one key (the first 256 characters), not one 2 KB key per event.
+    head = (IPHONE_SAFARI + f" Charter-test/{secrets.token_hex(4)} ").ljust(256, "x")
+    agents = [(head + f" ({number:04d}) ").ljust(2048, "y") for number in range(50)]
+    assert len(set(agents)) == len(agents)
+    assert {len(agent) for agent in agents} == {2048}
+    # The caches are private to the parser; counting their misses is how to see their keys.
+    caches = (useragent._browser, useragent._device_type)
+    before = [cache.cache_info().misses for cache in caches]
+
+    response = post_events(
+        client, service, "long-agents-0001", [event(person_id=person, user_agent=a) for a in agents]
+    )
+
+    assert response.status_code == 200, response.text
+    after = [cache.cache_info().misses for cache in caches]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1]
+    read = use(client, service, person, "service_improvement", ["device.browser", "device.type"])
+    assert read.status_code == 200, read.text
+    stored = {(v["field"], v["value"]) for v in read.json()["values"]}
+    assert stored == {("user_agent_browser", "Safari"), ("device_type", "mobile")}
 
 
 @pytest.mark.clause("C26")

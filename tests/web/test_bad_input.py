@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
@@ -261,3 +262,81 @@ def test_odd_bodies_never_cause_a_500(app: FastAPI, body_routes: list[BodyRoute]
                         failures.append((route.method, route.path, body[:40], content_type))
 
     assert failures == []
+
+
+# --- Nothing long is echoed ----------------------------------------------------------------
+# A refusal says where the request went wrong, and part of that comes from the request: a field
+# name, a topic, a name in the path. Nothing longer than 64 characters of it comes back whole.
+
+ECHO_LIMIT = 64
+
+
+def long_name(tag: str) -> str:
+    return f"{tag}-" + "q" * 500
+
+
+def assert_not_echoed(response: Response, text: str) -> None:
+    assert text not in response.text
+    assert text[: ECHO_LIMIT + 1] not in response.text
+    for detail in response.json()["error"].get("details") or []:
+        if isinstance(detail, dict) and "field" in detail:
+            assert all(len(part) <= ECHO_LIMIT for part in detail["field"].split("."))
+
+
+def test_a_long_unknown_field_name_is_never_echoed_whole(
+    client: TestClient, body_routes: list[BodyRoute]
+) -> None:
+    for route in body_routes:
+        name = long_name("unknown")
+        response = client.request(
+            route.method, route.path, json={name: 1}, headers={**JSON, **route.headers}
+        )
+
+        assert 400 <= response.status_code < 500, (route, response.text)
+        assert_not_echoed(response, name)
+
+
+def test_a_long_name_inside_a_mapping_is_never_echoed_whole(
+    client: TestClient, make_key: Callable[[str], str]
+) -> None:
+    name = long_name("field")
+    response = client.post(
+        "/v1/collect",
+        json={"collection_point": "sign_up", "fields": {name: "value"}},
+        headers=bearer(make_key("service_client")),
+    )
+
+    assert response.status_code == 422, response.text
+    assert_not_echoed(response, name)
+    assert response.json()["error"]["details"][0]["field"].startswith("fields.field-qqq")
+
+
+def test_a_long_unknown_choice_is_never_echoed_whole(
+    client: TestClient, make_key: Callable[[str], str]
+) -> None:
+    service = bearer(make_key("service_client"))
+    person = client.post(
+        "/v1/collect",
+        json={"collection_point": "sign_up", "fields": {"name": "Ada", "email": "ada@example.com"}},
+        headers=service,
+    ).json()["person_id"]
+    topic = "purpose:" + "z" * 72  # 80 characters: as long as a topic may be
+
+    response = client.put(
+        f"/v1/people/{person}/choices", json={"choices": {topic: True}}, headers=service
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "unknown_choice"
+    assert_not_echoed(response, topic)
+
+
+def test_a_long_name_in_the_path_is_never_echoed_whole(
+    client: TestClient, officer: dict[str, str]
+) -> None:
+    name = long_name("staff")
+
+    response = client.get(f"/v1/staff/{name}/keys", headers=officer)
+
+    assert response.status_code in {404, 422}, response.text
+    assert_not_echoed(response, name)

@@ -1,18 +1,16 @@
 """`charter serve` with CHARTER_WORKERS > 1: every worker takes connections, SIGTERM stops
-them all, a supervisor killed outright leaves no worker behind, and a port that is taken
-is a one-line error."""
+them all, and a supervisor killed outright leaves no worker behind (a port that is taken:
+test_serve.py)."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 from collections.abc import Callable
 
 import httpx
 import psutil
 import pytest
 
-from tests.serving import CHARTER, Server, charter, service_key
+from tests.serving import Server, charter, service_key
 
 WORKERS = 2
 CLIENTS = 16
@@ -88,23 +86,3 @@ def test_workers_stop_on_their_own_when_their_supervisor_is_killed(
     assert wait_until_gone(workers) == []
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{running.base}/healthz", timeout=2)
-
-
-@pytest.mark.slow
-def test_a_port_already_taken_is_a_one_line_error(environment: dict[str, str]) -> None:
-    environment["CHARTER_WORKERS"] = str(WORKERS)
-    charter(environment, "init")
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", int(environment["CHARTER_PORT"])))
-        taken.listen()
-        done = subprocess.run(
-            [CHARTER, "serve"],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 1
-    assert f"127.0.0.1:{environment['CHARTER_PORT']}" in done.stderr
-    assert "Traceback" not in done.stderr + done.stdout

@@ -7,6 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from charter.db import Base
 
+# The largest sequence number the column holds (a signed 64-bit BigInteger): what a reader may
+# ask for, too, so that a larger number is a 422 instead of an overflow in the driver.
+MAX_SEQ = 2**63 - 1
+
 
 class AuditEntry(Base):
     """One thing that was done, by whom, on what, with what outcome; chained by hash.

@@ -1,6 +1,14 @@
-"""`charter serve`: serve the API and pages on CHARTER_HOST:CHARTER_PORT."""
+"""`charter serve`: serve the API and pages on CHARTER_HOST:CHARTER_PORT.
+
+The order makes a failure cheap and honest: check the transport (TLS, a loopback address, or
+a TLS proxy in front), bind the port, boot (which records `policy:version:loaded`), and only
+then announce. A port that is taken, or a certificate that does not load, leaves nothing
+behind: no data folder, no audit entry, no "Charter on ..." line.
+"""
 
 from __future__ import annotations
+
+import contextlib
 
 import typer
 
@@ -14,41 +22,44 @@ app = typer.Typer()
 @app.callback(invoke_without_command=True)
 def serve() -> None:
     """Serve Charter until interrupted (Ctrl-C)."""
-    import uvicorn  # noqa: PLC0415 - the web stack is loaded only by the command that serves
+    # The web stack is loaded only by the command that serves.
+    import uvicorn  # noqa: PLC0415
 
-    from charter.web.server import serving_app  # noqa: PLC0415 - same reason
+    from charter.web import server, workers  # noqa: PLC0415
 
     settings = context.settings()
     try:
-        prepare_home(settings)
-        booted = boot(settings, context.clock)
-    except StartupError as exc:
+        server.check_transport(settings)
+        if settings.workers > 1:
+            sockets = workers.listening_sockets(settings.host, settings.port, settings.workers)
+        else:
+            # One process: a socket of its own, that no other server can share the port with.
+            sockets = [workers.listening_socket(settings.host, settings.port, shared=False)]
+    except (StartupError, workers.WorkerFailed) as exc:
         fail(str(exc))
-        return
-    base = f"http://{settings.host}:{settings.port}"
-    typer.echo(
-        f"Charter {booted.policy.version} on {base}"
-        + (f" ({settings.workers} processes)" if settings.workers > 1 else "")
-        + f"\n  policy page: {base}/policy\n  API docs:    {base}/docs"
-    )
-    if settings.workers > 1:
-        from charter.web.workers import Supervisor, WorkerFailed  # noqa: PLC0415 - same reason
-
-        # Each worker process boots on its own (server.app_from_environment); this one only
-        # checked above that they can.
-        booted.close()
+    with contextlib.ExitStack() as cleanup:
+        for sock in sockets:
+            cleanup.callback(sock.close)
         try:
-            Supervisor(settings.host, settings.port, settings.workers).run()
-        except WorkerFailed as exc:
+            prepare_home(settings)
+            booted = boot(settings, context.clock)
+        except StartupError as exc:
             fail(str(exc))
-        return
-    try:
-        uvicorn.run(
-            serving_app(settings, booted, context.clock),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
+        cleanup.callback(booted.close)
+        base = server.base_url(settings)
+        typer.echo(
+            f"Charter {booted.policy.version} on {base}"
+            + (f" ({settings.workers} processes)" if settings.workers > 1 else "")
+            + f"\n  policy page: {base}/policy\n  API docs:    {base}/docs"
         )
-    finally:
-        booted.close()
+        if settings.workers > 1:
+            # Each worker process boots on its own (server.app_from_environment); this one
+            # only checked above that they can.
+            booted.close()
+            try:
+                workers.Supervisor(sockets).run()
+            except workers.WorkerFailed as exc:
+                fail(str(exc))
+            return
+        app = server.serving_app(settings, booted, context.clock)
+        uvicorn.Server(server.server_config(settings, app)).run(sockets=sockets)

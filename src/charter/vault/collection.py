@@ -14,7 +14,7 @@ from charter.consent.choices import record_gpc
 from charter.errors import NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.schema import CollectionPoint
-from charter.vault.identifiers import BlindIndex, new_person_id, new_record_ids
+from charter.vault.identifiers import BlindIndex, is_email_address, new_person_id, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
 from charter.vault.people import (
@@ -58,7 +58,8 @@ class Receipt:
 def check_fields(
     point: CollectionPoint, fields: Mapping[str, str], *, mandatory: bool = True
 ) -> None:
-    """Refuse undeclared fields and missing mandatory ones, naming every one (C17).
+    """Refuse undeclared fields, e-mail fields that hold no address and missing mandatory
+    fields, naming every one (C17).
 
     `mandatory=False` for data from another source (C19): it adds to what the person gave,
     so the form's mandatory fields are not asked of it, but it must bring some field.
@@ -72,6 +73,7 @@ def check_fields(
             code="undeclared_fields",
             details={"fields": undeclared},
         )
+    _check_addresses(point, fields)
     given = [name for name, value in fields.items() if str(value).strip()]
     if not mandatory:
         if not given:
@@ -87,6 +89,24 @@ def check_fields(
             f"{point.id} needs {', '.join(missing)}",
             code="missing_fields",
             details={"fields": missing},
+        )
+
+
+def _check_addresses(point: CollectionPoint, fields: Mapping[str, str]) -> None:
+    """Refuse an e-mail field whose value is not an address, naming the field, never the value:
+    people are found by the blind index of their address, and mail is sent to it."""
+    invalid = [
+        f.name
+        for f in point.fields
+        if f.category == "contact.email"
+        and str(fields.get(f.name, "")).strip()
+        and not is_email_address(str(fields[f.name]))
+    ]
+    if invalid:
+        raise Unprocessable(
+            f"{', '.join(invalid)} is not an e-mail address",
+            code="invalid_email",
+            details={"fields": invalid},
         )
 
 

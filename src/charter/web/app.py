@@ -12,10 +12,12 @@ from charter.vault.keystore import KeyStore
 from charter.web.background import lifespan
 from charter.web.errors import install_error_handlers
 from charter.web.gate import Gate
+from charter.web.headers import SecurityHeaders
 from charter.web.routes import (
     audit,
     choices,
     collection,
+    docs,
     events,
     health,
     people,
@@ -39,7 +41,9 @@ def create_app(
         title="Charter",
         summary="OMNI's privacy policy, kept at run time.",
         version=compiled.version,
-        docs_url="/docs",
+        # /docs is served by routes/docs.py, with a Content-Security-Policy of its own; no
+        # OAuth2 redirect page: Charter's keys are bearer keys, typed into the page.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
         lifespan=lifespan,
@@ -49,7 +53,10 @@ def create_app(
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    for module in (health, policy, public, staff, audit, collection, events, people, choices):
+    routers = (health, policy, docs, public, staff, audit, collection, events, people, choices)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(Gate, router=app.router, runtime=runtime)
+    # Added last, so outermost: the Gate's refusals carry the headers too.
+    app.add_middleware(SecurityHeaders)
     return app

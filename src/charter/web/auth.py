@@ -22,7 +22,6 @@ PUBLIC_PATHS = frozenset(
         "/v1/policy",
         "/v1/datamap",
         "/docs",
-        "/docs/oauth2-redirect",
         "/openapi.json",
         "/v1/public/consent-receipts",
     }

@@ -4,6 +4,7 @@ or a plain 500 that says nothing about the inside."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from charter.errors import CharterError, Unauthenticated
+from charter.web.headers import add_security_headers
 
 log = logging.getLogger("charter.web")
 
@@ -27,15 +29,39 @@ _HTTP_CODES = {
 }
 
 
+# A refusal says what was wrong, and part of that came from the request: a field name, a
+# topic, a name in the path. No run of characters longer than this goes back whole: a client
+# that put a long value (personal data, a token) where a name belongs does not get it echoed
+# into its response logs, and the answer stays small.
+ECHO_LIMIT = 64
+_LONG_RUN = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
+
+
+def shortened(text: str) -> str:
+    """`text` with every run of more than ECHO_LIMIT non-blank characters cut to its start."""
+    return _LONG_RUN.sub(lambda found: found.group()[: ECHO_LIMIT - 1] + "\u2026", text)
+
+
+def _shortened_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return shortened(value)
+    if isinstance(value, list | tuple):
+        return [_shortened_all(item) for item in value]
+    if isinstance(value, dict):
+        return {shortened(str(key)): _shortened_all(item) for key, item in value.items()}
+    return value
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body: dict[str, Any] = {"code": code, "message": shortened(message)}
     if details is not None:
-        body["details"] = details
+        body["details"] = _shortened_all(details)
     return JSONResponse({"error": body}, status_code=status)
 
 
 def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if part != "body") or "body"
+    # Each part on its own, so that a long field name is cut and the path around it kept.
+    return ".".join(shortened(str(part)) for part in loc if part != "body") or "body"
 
 
 async def _charter_error(_: Request, exc: Exception) -> JSONResponse:
@@ -75,7 +101,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error: %s", type(exc).__name__)
-    return error_response(500, "internal_error", "Charter could not complete the request")
+    response = error_response(500, "internal_error", "Charter could not complete the request")
+    # Starlette sends this answer from outside every middleware, SecurityHeaders included.
+    add_security_headers(response.headers)
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,17 +1,25 @@
 """The app as a serving process builds it: `charter serve` itself, or each of its workers
-(CHARTER_WORKERS > 1), with the settings of the process that serve it best."""
+(CHARTER_WORKERS > 1), with the settings of the process that serve it best, and how that
+process speaks to its clients: HTTPS with the configured certificate, or plain HTTP on a
+loopback address or behind a TLS proxy."""
 
 from __future__ import annotations
 
 import gc
+import ipaddress
+import socket
+import ssl
 import sys
+from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 
-from charter.boot import Booted, boot
+from charter.boot import Booted, StartupError, boot
 from charter.clock import Clock, SystemClock
 from charter.settings import Settings
 from charter.web.app import create_app
+from charter.web.workers import BACKLOG
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
 # A request that holds the database's write lock gives up the GIL while SQLite works, and
@@ -20,6 +28,68 @@ from charter.web.app import create_app
 # `make bench BENCH=choices` (ten clients, two workers), run in 5-second rounds: about 650
 # requests/s at 5 ms, 800 to 900 at 1 ms.
 SWITCH_INTERVAL_S = 0.001
+
+
+def check_transport(settings: Settings) -> None:
+    """Refuse what would serve personal data in clear text or fail only once serving: plain
+    HTTP on an address other hosts reach without a TLS proxy in front, or a certificate and key
+    that TLS cannot use. Raises `StartupError`, before anything is bound or written."""
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                settings.tls_cert, settings.tls_key
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise StartupError(
+                f"cannot serve TLS with CHARTER_TLS_CERT={settings.tls_cert} and "
+                f"CHARTER_TLS_KEY={settings.tls_key}: {exc.strerror or exc}"
+            ) from None
+        return
+    if settings.behind_proxy or _is_loopback(settings.host):
+        return
+    raise StartupError(
+        f"refusing to serve {settings.host}:{settings.port} in clear text: set CHARTER_TLS_CERT "
+        "and CHARTER_TLS_KEY, or CHARTER_BEHIND_PROXY=1 if a TLS proxy fronts Charter"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` reaches this machine only (a host name: every address it resolves to)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False  # no address at all: the bind will say so
+    return all(ipaddress.ip_address(str(info[4][0])).is_loopback for info in found)
+
+
+def base_url(settings: Settings) -> str:
+    scheme = "https" if settings.tls_cert is not None else "http"
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"{scheme}://{host}:{settings.port}"
+
+
+def server_config(settings: Settings, app: FastAPI | str, **options: Any) -> Any:
+    """The uvicorn configuration every serving process uses (a `uvicorn.Config`)."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        backlog=BACKLOG,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        # Without a proxy in front, X-Forwarded-* come from clients: never believed (uvicorn
+        # would believe them from any process on this machine).
+        proxy_headers=settings.behind_proxy,
+        forwarded_allow_ips=list(settings.trusted_proxies),
+        server_header=False,
+        log_level="warning",
+        access_log=False,
+        **options,
+    )
 
 
 def serving_app(settings: Settings, booted: Booted, clock: Clock) -> FastAPI:

@@ -1,8 +1,8 @@
 """Several serving processes (CHARTER_WORKERS > 1), each accepting on a socket of its own.
 
-The supervisor binds one listening socket per worker, all on the same address with
-SO_REUSEPORT, before it starts any worker; the kernel then hands each new connection to one
-of the sockets by a hash of its address. With one shared listening socket (uvicorn's own
+`charter serve` binds one listening socket per worker, all on the same address with
+SO_REUSEPORT, before it boots or starts any worker; the kernel then hands each new connection
+to one of the sockets by a hash of its address. With one shared listening socket (uvicorn's own
 `workers=`), whichever process wakes first accepts every connection waiting, and a few busy
 keep-alive clients could all land on one process while the other idled. Because the sockets
 listen from the start, a connection handed to a worker that is still starting waits in its
@@ -39,14 +39,15 @@ class WorkerFailed(Exception):
     """The workers could not listen, or one could not start; the message says which."""
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket listening on `host:port` that other workers' sockets may share
-    (SO_REUSEPORT). Raises `WorkerFailed` if the address cannot be bound."""
+def listening_socket(host: str, port: int, *, shared: bool = True) -> socket.socket:
+    """A socket listening on `host:port`; `shared`, other workers' sockets may listen on it
+    too (SO_REUSEPORT). Raises `WorkerFailed` if the address cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if shared:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(BACKLOG)
     except OSError as exc:
@@ -56,20 +57,18 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 def serve_worker(descriptor: int) -> None:  # pragma: no cover - the worker process
-    """Serve the app on the listening socket the supervisor handed down."""
-    import uvicorn  # noqa: PLC0415 - the web stack is loaded in the worker, not the supervisor
+    """Serve the app on the listening socket the supervisor handed down, with the TLS and
+    proxy settings of the environment it inherited."""
+    # The web stack is loaded in the worker, not the supervisor.
+    import uvicorn  # noqa: PLC0415
+
+    from charter.settings import Settings  # noqa: PLC0415
+    from charter.web.server import server_config  # noqa: PLC0415
 
     threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     sock = socket.socket(fileno=descriptor)
-    host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        "charter.web.server:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        backlog=BACKLOG,
-        log_level="warning",
-        access_log=False,
+    config = server_config(
+        Settings.from_env(), "charter.web.server:app_from_environment", factory=True
     )
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -82,34 +81,47 @@ def _stop_when_orphaned(parent: int) -> None:  # pragma: no cover - runs in the 
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-class Supervisor:
-    """Start `count` workers and keep them running until asked to stop."""
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` sockets listening on `host:port`, one per worker. Raises `WorkerFailed` (and
+    closes those already bound) if the address cannot be bound."""
+    # Sockets of another server that set SO_REUSEPORT would take ours into their group, and
+    # the kernel would share the connections between the two servers: a socket that does
+    # not share finds such a server (the port is in use) before ours join.
+    listening_socket(host, port, shared=False).close()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(listening_socket(host, port))
+    except WorkerFailed:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
-    def __init__(self, host: str, port: int, count: int) -> None:
-        self._host, self._port, self._count = host, port, count
+
+class Supervisor:
+    """Start a worker on each of the listening sockets and keep them running until asked to
+    stop. The sockets are the caller's: bound before anything else starts, closed by it."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self._sockets = sockets
         # Each worker process, the socket it serves, and when it was started.
         self._workers: dict[subprocess.Popen[bytes], tuple[socket.socket, float]] = {}
         self._stopping = False
 
     def run(self) -> None:
-        """Serve until SIGINT or SIGTERM; raise `WorkerFailed` if the workers cannot
-        listen or a worker cannot start."""
+        """Serve until SIGINT or SIGTERM; raise `WorkerFailed` if a worker cannot start."""
         previous = {
             number: signal.signal(number, self._ask_to_stop)
             for number in (signal.SIGINT, signal.SIGTERM)
         }
-        sockets: list[socket.socket] = []
         try:
-            for _ in range(self._count):
-                sockets.append(listening_socket(self._host, self._port))
-            for sock in sockets:
+            for sock in self._sockets:
                 self._start(sock)
             while not self._stopping:
                 self._watch()
         finally:
             self._stop_all()
-            for sock in sockets:
-                sock.close()
             for number, handler in previous.items():
                 signal.signal(number, handler)
 

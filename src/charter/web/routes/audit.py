@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from charter.audit.chain import verify_chain
+from charter.audit.models import MAX_SEQ
 from charter.audit.reading import page_entries
 from charter.staff.service import Actor
 from charter.web.auth import Permit
@@ -21,7 +22,7 @@ def list_entries(
     _: AuditReader,
     session: ReadSession,
     after: Annotated[
-        int, Query(ge=0, description="Return entries after this sequence number.")
+        int, Query(ge=0, le=MAX_SEQ, description="Return entries after this sequence number.")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     action: Annotated[str | None, Query(max_length=96, description="Only this action tag.")] = None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from charter.web.deps import PolicyDep, RuntimeDep
+from charter.web.headers import inline_sources, page_policy
 
 router = APIRouter(tags=["policy"])
 
@@ -15,7 +16,11 @@ router = APIRouter(tags=["policy"])
 @router.get("/policy", response_class=HTMLResponse)
 def policy_page(runtime: RuntimeDep) -> HTMLResponse:
     """The human-readable policy, rendered from its declaration."""
-    return HTMLResponse(runtime.policy_page())
+    page = runtime.policy_page()
+    # The page carries its stylesheet inline (it is also a standalone file, `charter policy
+    # render`): allowed by its hash, and nothing else inline.
+    policy = page_policy(**inline_sources(page))
+    return HTMLResponse(page, headers={"Content-Security-Policy": policy})
 
 
 @router.get("/v1/policy")
