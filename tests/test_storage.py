@@ -233,7 +233,7 @@ def test_staff_and_key_changes_are_audited_without_secrets(
     home, url = tmp_path / "home", committed_db.url  # type: ignore[attr-defined]
     assert charter(home, url, "init").exit_code == 0
 
-    assert charter(home, url, "staff", "add", "bob", "--role", "privacy_officer").exit_code == 0
+    assert charter(home, url, "staff", "add", "bob", "--role", "billing").exit_code == 0
     created = charter(home, url, "keys", "create", "--staff", "bob", "--json")
     assert created.exit_code == 0, created.output
     issued = json.loads(created.stdout)
@@ -250,7 +250,7 @@ def test_staff_and_key_changes_are_audited_without_secrets(
     ]
     assert all(row["actor"].startswith(("process:", "cli:")) for row in rows)
     secret = issued["key"].split("_", 2)[2]  # chk_<key id>_<secret>
-    master_key = (home / "master.key").read_text().strip()
+    master_key = (home / "secrets" / "master.key").read_text().strip()
     everything = json.dumps(rows)
     assert issued["key_id"] in everything
     assert secret not in everything

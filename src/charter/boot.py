@@ -43,23 +43,62 @@ class Booted:
         self.keys.engine.dispose()
 
 
+# Written into CHARTER_HOME by `charter init`: what tells a data folder from any folder.
+HOME_MARKER = ".charter-home"
+
+
+def is_data_folder(home: Path) -> bool:
+    """Whether `home` is a Charter data folder (made by `charter init`, or by a Charter from
+    before the marker, which left its policy copy or database there)."""
+    return home.is_dir() and any(
+        (home / name).exists() for name in (HOME_MARKER, "policy", "charter.db", "master.key")
+    )
+
+
+def _private_folder(path: Path) -> bool:
+    """Make `path` a folder only its owner may enter (0700); True if it was created."""
+    created = not path.exists()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # also an existing folder, and whatever the umask said
+    return created
+
+
 def prepare_home(settings: Settings) -> list[str]:
-    """Create CHARTER_HOME and its policy file if missing; say what was done."""
+    """Create CHARTER_HOME (0700), its policy file and master key if missing; say what was
+    done. A master key given in CHARTER_MASTER_KEY is checked before anything is made."""
+    if settings.master_key is not None:
+        master_key(settings)
     done = []
-    if not settings.home.exists():
-        settings.home.mkdir(parents=True)
+    if _private_folder(settings.home):
         done.append(f"created {settings.home}")
+    (settings.home / HOME_MARKER).touch(mode=0o600)
     if not settings.policy_file.exists():
         if not BUNDLED_POLICY.exists():
             raise StartupError(f"no policy file at {settings.policy_file} and none bundled to copy")
         settings.policy_file.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(BUNDLED_POLICY, settings.policy_file)
         done.append(f"copied the OMNI policy to {settings.policy_file}")
+    if _adopt_legacy_key_file(settings):
+        done.append(f"moved the master key to {settings.master_key_file}, apart from the data")
     if create_master_key(settings):
         done.append(
-            f"created the master key {settings.master_key_file} (keep a copy apart from the data)"
+            f"created the master key {settings.master_key_file} (keep a copy apart from the "
+            "data, and out of its backups)"
         )
     return done
+
+
+def _adopt_legacy_key_file(settings: Settings) -> bool:
+    """Move a key file from where Charter once kept it, beside the databases, to its own
+    folder; True if it was moved."""
+    legacy, current = settings.legacy_master_key_file, settings.master_key_file
+    if current.exists() or not legacy.exists() or settings.master_key is not None:
+        return False
+    _private_folder(current.parent)
+    for name in (legacy, legacy.with_name(legacy.name + ".new")):
+        if name.exists():
+            name.replace(current.with_name(current.name + name.name.removeprefix(legacy.name)))
+    return True
 
 
 def load_compiled(settings: Settings) -> tuple[CompiledPolicy, str]:
@@ -89,6 +128,7 @@ def open_database(settings: Settings, *, pooled: bool = True) -> Database:
 
 def master_key(settings: Settings) -> bytes:
     """The master key from CHARTER_MASTER_KEY or the key file; never written to a database."""
+    _adopt_legacy_key_file(settings)
     if settings.master_key is not None:
         try:
             return decode_key(settings.master_key)
@@ -132,7 +172,7 @@ def create_master_key(settings: Settings) -> bool:
             f"the master key {settings.master_key_file} is missing; refusing to "
             "create a new one that could not read them"
         )
-    settings.home.mkdir(parents=True, exist_ok=True)
+    _private_folder(settings.master_key_file.parent)
     descriptor = os.open(settings.master_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="ascii") as file:
         file.write(encode_key(new_key()) + "\n")

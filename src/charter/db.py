@@ -170,7 +170,10 @@ def _create_engine(url: URL, **kwargs: Any) -> Engine:
     if url.get_backend_name() == "sqlite":
         file = _sqlite_file(url)
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Made here for its owner only; SQLite gives its -wal and -shm files the same mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         setup_lock = Path(f"{file}-setup.lock") if file is not None else None
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, setup_lock))

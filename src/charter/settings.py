@@ -27,6 +27,8 @@ class Settings:
     keystore_url: str
     policy_file: Path
     master_key: str | None
+    # Kept apart from the databases, so that backups of the data can leave it out.
+    master_key_file: Path
     max_body_bytes: int
     body_timeout_s: float
     auth_failures_per_minute: int
@@ -59,6 +61,8 @@ class Settings:
             keystore_url=env.get("CHARTER_KEYSTORE_URL", f"sqlite:///{home / 'keys.db'}"),
             policy_file=Path(env.get("CHARTER_POLICY", str(home / "policy" / "omni.yaml"))),
             master_key=env.get("CHARTER_MASTER_KEY") or None,
+            master_key_file=_path(env, "CHARTER_MASTER_KEY_FILE")
+            or home / "secrets" / "master.key",
             public_requests_per_minute=_int(
                 env, "CHARTER_PUBLIC_REQUESTS_PER_MINUTE", 120, low=1, high=1_000_000
             ),
@@ -78,7 +82,8 @@ class Settings:
         )
 
     @property
-    def master_key_file(self) -> Path:
+    def legacy_master_key_file(self) -> Path:
+        """Where Charter kept the key file before it moved to `secrets/`."""
         return self.home / "master.key"
 
 

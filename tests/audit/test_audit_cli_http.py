@@ -56,6 +56,10 @@ def charter(
             [CHARTER, *args], env=env, capture_output=True, text=True, timeout=60, check=False
         )
 
+    assert run("init").returncode == 0
+    with committed_db.writing() as session:  # a chain of the test's own, without init's entry
+        session.execute(text("DELETE FROM audit_entries"))
+        session.execute(text("DELETE FROM audit_head"))
     return run
 
 
@@ -98,24 +102,43 @@ def test_cli_checkpoint_then_verify_against_it(
     clock: FixedClock,
     charter: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
+    empty = charter("audit", "checkpoint")
+    assert empty.returncode == 1
+    assert "empty" in empty.stderr
     append(committed_db, clock, 5)
     with committed_db.reading() as session:
-        _, digest = head(session)
+        seq, digest = head(session)
 
     printed = charter("audit", "checkpoint")
     assert printed.returncode == 0, printed.stderr
-    assert printed.stdout.strip() == digest
+    assert printed.stdout.strip() == f"{seq}:{digest}"
+    kept = printed.stdout.strip()
 
     append(committed_db, clock, 3)
-    good = charter("audit", "verify", "--against", digest, "--json")
+    good = charter("audit", "verify", "--against", kept, "--json")
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["ok"] is True
     assert json.loads(good.stdout)["entries"] == 8
 
-    unknown = charter("audit", "verify", "--against", "0" * 63 + "1")
+    unknown = charter("audit", "verify", "--against", f"{seq}:{'0' * 63}1")
     assert unknown.returncode == 1
     assert "checkpoint" in unknown.stderr
     assert "None" not in unknown.stderr
+
+    # A usage error, not "chain broken": the checkpoint itself is malformed.
+    for malformed in (digest, f"x:{digest}", f"{seq}:{digest[:-1]}", f"0:{digest}"):
+        refused = charter("audit", "verify", "--against", malformed)
+        assert refused.returncode == 2, malformed
+        assert "SEQ:HASH" in refused.stderr
+        assert "broken" not in refused.stderr + refused.stdout
+
+    # An emptied database, or another one, does not hold the checkpoint: no false all clear.
+    with committed_db.writing() as session:
+        session.execute(text("DELETE FROM audit_entries"))
+        session.execute(text("DELETE FROM audit_head"))
+    replaced = charter("audit", "verify", "--against", kept)
+    assert replaced.returncode == 1
+    assert "checkpoint" in replaced.stderr
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -138,9 +161,10 @@ def test_http_verify_reports_ok_then_the_broken_entry(
         "first_bad_seq": None,
         "reason": None,
     }
-    assert client.get("/v1/audit/verify", params={"against": digest}, headers=bearer(key)).json()[
-        "ok"
-    ]
+    kept = {"against": f"{last}:{digest}"}
+    assert client.get("/v1/audit/verify", params=kept, headers=bearer(key)).json()["ok"]
+    malformed = client.get("/v1/audit/verify", params={"against": digest}, headers=bearer(key))
+    assert malformed.status_code == 422
 
     tamper(db, last - 4)
     broken = client.get("/v1/audit/verify", headers=bearer(key))

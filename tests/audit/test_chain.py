@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from charter.audit.chain import (
+    Checkpoint,
     Event,
     entry_hash,
     head,
@@ -51,7 +52,7 @@ def build_chain(db: Database, clock: FixedClock, length: int = LENGTH) -> list[i
     return seqs
 
 
-def verify(db: Database, against: str | None = None, batch: int = 20000) -> Any:
+def verify(db: Database, against: Checkpoint | None = None, batch: int = 20000) -> Any:
     with db.reading() as session:
         return verify_chain(session, against=against, batch=batch)
 
@@ -244,11 +245,12 @@ def test_a_checkpoint_of_an_earlier_head_verifies_after_more_appends(
 ) -> None:
     build_chain(db, clock, 10)
     with db.reading() as session:
-        _, checkpoint = head(session)
+        checkpoint = Checkpoint(*head(session))
     build_chain(db, clock, 10)
 
     assert verify(db, against=checkpoint).ok
-    assert not verify(db, against="a" * 64).ok
+    assert not verify(db, against=Checkpoint(checkpoint.seq, "a" * 64)).ok
+    assert not verify(db, against=Checkpoint(checkpoint.seq + 1, checkpoint.hash)).ok
 
 
 def test_a_forger_who_rehashes_the_chain_passes_verify_but_not_the_checkpoint(
@@ -256,7 +258,7 @@ def test_a_forger_who_rehashes_the_chain_passes_verify_but_not_the_checkpoint(
 ) -> None:
     early = build_chain(db, clock, 10)
     with db.reading() as session:
-        _, checkpoint = head(session)
+        checkpoint = Checkpoint(*head(session))
     later = build_chain(db, clock, 10)
     seqs = early + later
 
@@ -281,7 +283,7 @@ def test_truncation_that_also_moves_the_head_back_is_caught_by_a_checkpoint(
     db: Database, chain: list[int]
 ) -> None:
     with db.reading() as session:
-        _, checkpoint = head(session)
+        checkpoint = Checkpoint(*head(session))
     kept = read_row(db, chain[-3])
     execute(db, "DELETE FROM audit_entries WHERE seq > :seq", seq=kept["seq"])
     execute(

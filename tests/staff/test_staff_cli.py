@@ -101,6 +101,7 @@ def test_add_list_and_disable_staff(
     assert "yes" in alice_line
     assert refusal_code(committed_db, omni_compiled, bobs_key) == "staff_disabled"
     assert "nobody" in refused(charter("staff", "disable", "nobody"))
+    assert "last active privacy officer" in refused(charter("staff", "disable", "alice"))
 
 
 def test_refusals_are_one_line_and_change_nothing(

@@ -185,6 +185,26 @@ def test_disable_a_staff_member(
     assert staff["sam"]["active"] is False
 
 
+def test_the_last_active_privacy_officer_cannot_be_disabled(
+    client: TestClient, officer: dict[str, str], make_key: Callable[[str], str]
+) -> None:
+    other = bearer(make_key("privacy_officer", name="olga"))
+    [me] = [
+        m["name"]
+        for m in client.get("/v1/staff", headers=officer).json()["staff"]
+        if m["role"] == "privacy_officer" and m["name"] != "olga"
+    ]
+
+    first = client.post("/v1/staff/olga/disable", headers=officer)
+    last = client.post(f"/v1/staff/{me}/disable", headers=officer)
+
+    assert first.status_code == 200
+    assert last.status_code == 409
+    assert last.json()["error"]["code"] == "last_privacy_officer"
+    assert client.get("/v1/staff", headers=officer).status_code == 200  # still someone to manage
+    assert client.get("/v1/staff", headers=other).status_code == 401
+
+
 def test_disabling_nobody_is_404(client: TestClient, officer: dict[str, str]) -> None:
     response = client.post("/v1/staff/nobody/disable", headers=officer)
 

@@ -306,7 +306,9 @@ def test_resume_erasures_finishes_an_interrupted_erasure_and_destroys_orphaned_k
         scene.erase_in_background()
         wait_for(lambda: scene.erasures_started() == 1, "the intent is committed")
         scene.server.kill()
-    master = decode_key((Path(scene.env["CHARTER_HOME"]) / "master.key").read_text("ascii"))
+    master = decode_key(
+        (Path(scene.env["CHARTER_HOME"]) / "secrets" / "master.key").read_text("ascii")
+    )
     engine = make_engine(scene.keys_url)
     try:
         SqlKeyStore(engine, master).sealers(["ghost-of-a-rolled-back-write"], create=True)

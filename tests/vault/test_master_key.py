@@ -53,11 +53,11 @@ class Home:
 
     @property
     def key_file(self) -> Path:
-        return self.path / "master.key"
+        return self.path / "secrets" / "master.key"
 
     @property
     def pending_file(self) -> Path:
-        return self.path / "master.key.new"
+        return self.path / "secrets" / "master.key.new"
 
     def settings(self, **extra: str | None) -> Settings:
         env = {k: v for k, v in {**self.env, **extra}.items() if v is not None}
@@ -189,7 +189,7 @@ def test_a_lost_key_file_is_not_replaced_and_nothing_starts(home: Home) -> None:
     served = run(home, "serve", CHARTER_PORT="1")
     initialised = cli(home, "init")
 
-    assert_one_line_refusal(served.returncode, served.stderr, "master key", "refusing")
+    assert_one_line_refusal(served.returncode, served.stderr, "no master key", "CHARTER_MASTER_KEY")
     assert_one_line_refusal(initialised.exit_code, initialised.stderr, "master key", "refusing")
     assert not home.key_file.exists()
 
@@ -205,10 +205,13 @@ def test_a_wrong_master_key_is_refused_at_start(home: Home) -> None:
 
 @pytest.mark.parametrize("value", ["not a key", "c2hvcnQ=", "!!!!"])
 def test_a_malformed_master_key_is_refused_in_one_line(home: Home, value: str) -> None:
-    for command in ("serve", "init"):
-        result = cli(home, command, CHARTER_MASTER_KEY=value)
-        assert_one_line_refusal(result.exit_code, result.stderr, "CHARTER_MASTER_KEY")
-    assert not home.key_file.exists()
+    initialised = cli(home, "init", CHARTER_MASTER_KEY=value)
+    assert_one_line_refusal(initialised.exit_code, initialised.stderr, "CHARTER_MASTER_KEY")
+    assert not home.path.exists()  # refused before anything was made
+
+    assert cli(home, "init").exit_code == 0
+    served = cli(home, "serve", CHARTER_MASTER_KEY=value)
+    assert_one_line_refusal(served.exit_code, served.stderr, "CHARTER_MASTER_KEY")
 
 
 def test_rotation_replaces_the_key_file_and_data_collected_before_still_reads(home: Home) -> None:
@@ -347,6 +350,7 @@ def rotation_entries(home: Home, action: str) -> list[tuple[str, dict[str, objec
 
 
 def test_rotation_without_a_master_key_refuses(home: Home) -> None:
+    assert cli(home, "init", CHARTER_MASTER_KEY=encode_key(new_key())).exit_code == 0
     result = cli(home, "keys", "rotate-master")
 
     assert_one_line_refusal(result.exit_code, result.stderr, "no master key")

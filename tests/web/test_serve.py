@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,13 @@ def serve_once(env: dict[str, str]) -> Run:
 def audit_entries(db: Database) -> int:
     with db.reading() as session:
         return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+
+def loaded(db: Database) -> int:
+    """How many times a process recorded the policy it loaded."""
+    with db.reading() as session:
+        query = select(func.count()).where(AuditEntry.action == "policy:version:loaded")
+        return session.scalar(query) or 0
 
 
 def assert_refused_with(done: Run, message: str) -> None:
@@ -105,10 +113,14 @@ def test_a_non_loopback_address_without_tls_is_refused_and_nothing_is_written(
     environment["CHARTER_HOST"] = host
     fresh = {**environment, "CHARTER_HOME": str(Path(environment["CHARTER_HOME"]) / "unused")}
 
-    for env in (environment, fresh):
-        done = serve_once(env)
+    done = serve_once(environment)
+    nowhere = serve_once(fresh)
 
-        assert_refused_with(done, f"refusing to serve {host}:{env['CHARTER_PORT']} in clear text")
+    assert_refused_with(
+        done, f"refusing to serve {host}:{environment['CHARTER_PORT']} in clear text"
+    )
+    assert nowhere.returncode == 2
+    assert "no Charter data folder" in nowhere.stderr
     assert audit_entries(committed_db) == before
     assert not Path(fresh["CHARTER_HOME"]).exists()
 
@@ -119,6 +131,7 @@ def test_tls_or_a_proxy_in_front_lets_a_non_loopback_address_through(
     environment: dict[str, str], certificate: tuple[Path, Path], through: str
 ) -> None:
     cert_file, key_file = certificate
+    charter(environment, "init")
     # 192.0.2.1 (TEST-NET-1) is no address of this machine: past the check, the bind fails,
     # and nothing is ever served on a public interface by the test.
     environment["CHARTER_HOST"] = "192.0.2.1"
@@ -199,6 +212,12 @@ def test_a_second_server_cannot_share_the_port_of_a_first(
     environment["CHARTER_WORKERS"] = workers
     charter(environment, "init")
     server()
+    # Each worker boots on its own, and records the policy it loaded: the supervisor's check
+    # and each worker's, after `init`'s, before counting what the second server adds.
+    deadline = time.monotonic() + 60
+    while loaded(committed_db) < 2 + (int(workers) if int(workers) > 1 else 0):
+        assert time.monotonic() < deadline, "the first server's workers did not boot"
+        time.sleep(0.05)  # polling for the workers to boot, not measuring
     before = audit_entries(committed_db)
 
     done = serve_once(environment)

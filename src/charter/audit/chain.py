@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,13 +179,37 @@ _FIRST_BEYOND_HEAD = text(
 )
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """An entry's place and hash, kept outside the database (`charter audit checkpoint`), to
+    prove later that the chain still holds it: `SEQ:HASH`."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Checkpoint:
+        """A checkpoint from its `SEQ:HASH` text; ValueError if it is not one."""
+        seq, _, digest = text.strip().partition(":")
+        if not seq.isdigit() or int(seq) < 1 or not _HEX64.fullmatch(digest):
+            raise ValueError("a checkpoint is SEQ:HASH, e.g. 42:<64 hex digits>")
+        return cls(int(seq), digest)
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def verify_chain(
-    session: Session, *, against: str | None = None, batch: int = 20000
+    session: Session, *, against: Checkpoint | None = None, batch: int = 20000
 ) -> Verification:
     """Walk the whole chain; report the first entry that was altered, removed or reordered.
 
-    With `against` (a head hash kept elsewhere by `checkpoint`), also prove that the entry
-    which had that hash is still in the chain, unchanged, so nothing before it was rewritten.
+    With `against` (a checkpoint kept elsewhere), also prove that the entry at its place
+    still has its hash, so nothing up to it was rewritten or replaced: an empty or a
+    replaced database fails.
     """
     connection = session.connection()
     # The walk stops at the head as read first: entries that other writers append meanwhile
@@ -218,7 +243,9 @@ def verify_chain(
                         return Verification(False, broken[0] - 1, last_hash, broken[0], broken[1])
                 last_hash = stored
                 count += 1
-                found_checkpoint = found_checkpoint or stored == against
+                found_checkpoint = found_checkpoint or (
+                    against is not None and seq == against.seq and stored == against.hash
+                )
     finally:
         cursor.close()
     ending = _check_ending(connection, count, last_hash, head_seq, head_hash)
@@ -230,7 +257,7 @@ def verify_chain(
             count,
             last_hash,
             None,
-            "the checkpoint hash is not in the chain: entries before it were rewritten",
+            "the checkpoint is not in the chain: the entries up to it were rewritten or removed",
         )
     return Verification(True, count, last_hash)
 
@@ -280,3 +307,9 @@ def head(session: Session) -> tuple[int, str]:
     """The current (sequence, hash) of the chain's last entry: a checkpoint to keep elsewhere."""
     row = session.connection().execute(_HEAD).first()
     return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
+def checkpoint(session: Session) -> Checkpoint | None:
+    """The chain's head as a checkpoint; None while the chain is empty."""
+    seq, digest = head(session)
+    return Checkpoint(seq, digest) if seq else None

@@ -6,18 +6,31 @@ from typing import Annotated
 
 import typer
 
-from charter.audit.chain import head, verify_chain
+from charter.audit.chain import Checkpoint, verify_chain
+from charter.audit.chain import checkpoint as head_checkpoint
 from charter.cli import context
-from charter.cli.output import emit_json
+from charter.cli.output import emit_json, fail
 
 app = typer.Typer(no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
+def _checkpoint(text: str) -> Checkpoint:
+    try:
+        return Checkpoint.parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 @app.command()
 def verify(
     against: Annotated[
-        str | None, typer.Option(help="A head hash from `charter audit checkpoint`.")
+        Checkpoint | None,
+        typer.Option(
+            parser=_checkpoint,
+            metavar="SEQ:HASH",
+            help="A checkpoint from `charter audit checkpoint`: fail unless the chain holds it.",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -40,10 +53,13 @@ def verify(
 
 @app.command()
 def checkpoint(as_json: JsonFlag = False) -> None:
-    """Print the current head hash; keep it elsewhere and later `verify --against` it."""
+    """Print the chain's head as SEQ:HASH; keep it apart from the database, and later
+    `charter audit verify --against SEQ:HASH` proves the chain still holds it."""
     with context.database().reading() as session:
-        seq, digest = head(session)
+        found = head_checkpoint(session)
+    if found is None:
+        fail("the audit chain is empty: there is nothing to take a checkpoint of")
     if as_json:
-        emit_json({"seq": seq, "hash": digest})
+        emit_json({"seq": found.seq, "hash": found.hash, "checkpoint": str(found)})
     else:
-        typer.echo(digest)
+        typer.echo(str(found))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
-from charter.boot import StartupError, load_compiled, open_database
+from charter.boot import StartupError, is_data_folder, load_compiled, open_database
 from charter.cli.output import fail
 from charter.clock import SystemClock
 from charter.db import Database
@@ -22,11 +22,20 @@ from charter.settings import Settings, SettingsError
 clock = SystemClock()
 
 
-def settings() -> Settings:
+def settings(*, require_home: bool = True) -> Settings:
+    """The settings; unless told otherwise (`charter init`), only where a Charter data
+    folder exists: a command run elsewhere must not make an empty database and report on it
+    as if it were Charter's."""
     try:
-        return Settings.from_env()
+        found = Settings.from_env()
     except SettingsError as exc:
         fail(str(exc))
+    if require_home and not is_data_folder(found.home):
+        fail(
+            f"no Charter data folder at {found.home}: run 'charter init' or set CHARTER_HOME",
+            code=2,
+        )
+    return found
 
 
 def database() -> Database:

@@ -3,7 +3,8 @@
 The order makes a failure cheap and honest: check the transport (TLS, a loopback address, or
 a TLS proxy in front), bind the port, boot (which records `policy:version:loaded`), and only
 then announce. A port that is taken, or a certificate that does not load, leaves nothing
-behind: no data folder, no audit entry, no "Charter on ..." line.
+behind: no audit entry, no "Charter on ..." line. It serves an existing data folder only
+(`charter init` makes one).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 
 import typer
 
-from charter.boot import StartupError, boot, prepare_home
+from charter.boot import StartupError, boot
 from charter.cli import context
 from charter.cli.output import fail
 
@@ -41,7 +42,6 @@ def serve() -> None:
         for sock in sockets:
             cleanup.callback(sock.close)
         try:
-            prepare_home(settings)
             booted = boot(settings, context.clock)
         except StartupError as exc:
             fail(str(exc))

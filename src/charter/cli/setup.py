@@ -16,7 +16,7 @@ app = typer.Typer()
 def init() -> None:
     """Create the data folder with the OMNI policy, and bring the database up to date."""
     console = Console()
-    settings = context.settings()
+    settings = context.settings(require_home=False)
     try:
         for line in prepare_home(settings):
             console.print(f"[green]✓[/] {line}")

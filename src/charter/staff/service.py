@@ -29,6 +29,8 @@ KEY_PREFIX = "chk"
 _KEY_SHAPE = re.compile(r"^chk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
 _NAME_SHAPE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _DUMMY_HASH = hashlib.sha256(b"charter-unknown-key").hexdigest()
+# The role that manages staff and keys (the policy's personnel section).
+_OFFICER = "privacy_officer"
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,19 @@ def list_staff(session: Session) -> list[StaffMember]:
 def disable_staff(session: Session, clock: Clock, *, actor: str, name: str) -> StaffMember:
     """Disable a staff member; their keys stop working on the next request."""
     member = _staff_by_name(session, name)
+    if member.active and member.role == _OFFICER:
+        # Locked, so that two officers disabling each other at once take turns: one of
+        # them stays. Without an active privacy officer nobody could manage staff again.
+        officers = session.scalars(
+            select(StaffMember.id)
+            .where(StaffMember.role == _OFFICER, StaffMember.active.is_(True))
+            .with_for_update()
+        ).all()
+        if len(officers) <= 1:
+            raise Conflict(
+                "this is the last active privacy officer: add or enable another first",
+                code="last_privacy_officer",
+            )
     if member.active:
         member.active = False
         member.disabled_at = clock.now()

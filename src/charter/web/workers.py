@@ -56,7 +56,7 @@ def listening_socket(host: str, port: int, *, shared: bool = True) -> socket.soc
     return sock
 
 
-def serve_worker(descriptor: int) -> None:  # pragma: no cover - the worker process
+def serve_worker(descriptor: int, supervisor: int) -> None:  # pragma: no cover - a worker
     """Serve the app on the listening socket the supervisor handed down, with the TLS and
     proxy settings of the environment it inherited."""
     # The web stack is loaded in the worker, not the supervisor.
@@ -65,7 +65,7 @@ def serve_worker(descriptor: int) -> None:  # pragma: no cover - the worker proc
     from charter.settings import Settings  # noqa: PLC0415
     from charter.web.server import server_config  # noqa: PLC0415
 
-    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_stop_when_orphaned, args=(supervisor,), daemon=True).start()
     sock = socket.socket(fileno=descriptor)
     config = server_config(
         Settings.from_env(), "charter.web.server:app_from_environment", factory=True
@@ -75,7 +75,9 @@ def serve_worker(descriptor: int) -> None:  # pragma: no cover - the worker proc
 
 def _stop_when_orphaned(parent: int) -> None:  # pragma: no cover - runs in the worker process
     """A supervisor killed outright (SIGKILL) cannot stop its workers: they stop themselves,
-    finishing the requests they hold, as on SIGTERM."""
+    finishing the requests they hold, as on SIGTERM. The supervisor's pid comes from the
+    command line: read from `os.getppid()` here, it would already be init's had the
+    supervisor died while this worker was starting, and the worker would never stop."""
     while os.getppid() == parent:
         time.sleep(CHECK_S)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -130,7 +132,7 @@ class Supervisor:
 
     def _start(self, sock: socket.socket) -> None:
         descriptor = sock.fileno()
-        command = [sys.executable, "-m", __name__, str(descriptor)]
+        command = [sys.executable, "-m", __name__, str(descriptor), str(os.getpid())]
         process = subprocess.Popen(command, pass_fds=(descriptor,))  # noqa: S603 - our own
         self._workers[process] = (sock, time.monotonic())
 
@@ -161,4 +163,4 @@ class Supervisor:
 
 
 if __name__ == "__main__":  # pragma: no cover - how the supervisor starts each worker
-    serve_worker(int(sys.argv[1]))
+    serve_worker(int(sys.argv[1]), int(sys.argv[2]))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from charter.audit.chain import verify_chain
+from charter.audit.chain import Checkpoint, verify_chain
 from charter.audit.models import MAX_SEQ
 from charter.audit.reading import page_entries
 from charter.staff.service import Actor
@@ -40,8 +40,14 @@ def verify(
     _: AuditReader,
     session: ReadSession,
     against: Annotated[
-        str | None, Query(pattern="^[0-9a-f]{64}$", description="A checkpoint hash.")
+        str | None,
+        Query(
+            pattern="^[1-9][0-9]{0,18}:[0-9a-f]{64}$",
+            description="A checkpoint, SEQ:HASH, from `charter audit checkpoint`.",
+        ),
     ] = None,
 ) -> dict[str, Any]:
-    """Walk the chain and report the first entry that was altered, removed or reordered."""
-    return verify_chain(session, against=against).as_json()
+    """Walk the chain and report the first entry that was altered, removed or reordered;
+    with `against`, also whether the chain still holds that checkpoint."""
+    kept = Checkpoint.parse(against) if against is not None else None
+    return verify_chain(session, against=kept).as_json()
