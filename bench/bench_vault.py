@@ -27,13 +27,13 @@ from charter.db import Database, bulk_insert, make_engine, utc_text
 from charter.policy.compiled import CompiledPolicy, compile_policy
 from charter.policy.loader import load_policy
 from charter.settings import BUNDLED_POLICY
-from charter.vault.collection import record_ad
 from charter.vault.crypto import Sealer, new_key
 from charter.vault.erasure import erase_person
 from charter.vault.events import EVENT_COLUMNS, IncomingEvent, record_events
 from charter.vault.identifiers import new_person_id, new_record_ids
 from charter.vault.keystore import KeyStore, SqlKeyStore
 from charter.vault.people import new_person
+from charter.vault.sealing import record_ad
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -420,6 +420,19 @@ class _TimedKeyStore:
         return self._keys.settle(kept, orphaned)
 
 
+@dataclass(frozen=True)
+class _Labels:
+    """The labels a bench record is sealed with (vault.sealing.RecordLabels)."""
+
+    id: int
+    person_id: str
+    collection_point: str
+    field: str
+    category: str
+    source: str
+    source_name: str | None = None
+
+
 @benchmark("erase.ms", "erase.total_ms")
 def erase(run: Run) -> Iterator[Result]:
     """`erase_person` on a person with 100,000 sealed records, on SQLite with a SqlKeyStore."""
@@ -492,7 +505,12 @@ def _person_with_records(db: Database, keys: KeyStore, clock: SystemClock, versi
             version,
             at,
             False,
-            sealer.seal(f"answer number {record_id}".encode(), record_ad(record_id, person_id)),
+            sealer.seal(
+                f"answer number {record_id}".encode(),
+                record_ad(
+                    _Labels(record_id, person_id, "survey", "answer", "survey.answers", "given")
+                ),
+            ),
         )
         for record_id in ids
     ]

@@ -25,6 +25,7 @@ from charter.settings import BUNDLED_POLICY, Settings
 from charter.vault.crypto import decode_key, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore, keystore_in_use
 from charter.vault.recovery import recover
+from charter.vault.reseal import reseal_old_values
 from charter.vault.rotation import settle_rotations
 
 
@@ -243,6 +244,7 @@ def boot(settings: Settings, clock: Clock) -> Booted:
         # What an earlier process left unfinished across the two databases.
         recover(db, keys, clock)
         settle_rotations(db, clock, master_key(settings), abandon=False)
+        reseal_old_values(db, keys, clock)
     except DBAPIError as exc:
         # The first write at start-up: a read-only database fails here, not on a request.
         url = settings.database_url

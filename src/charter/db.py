@@ -44,6 +44,14 @@ def table_of(model: type[Base]) -> Table:
     return table
 
 
+def column_length(model: type[Base], column: str) -> int:
+    """The length of a model's string column: what a request may send for it."""
+    length = getattr(table_of(model).c[column].type, "length", None)
+    if not isinstance(length, int):  # pragma: no cover - asked of string columns only
+        raise TypeError(f"{model.__name__}.{column} has no length")
+    return length
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message names it without a password."""
 
@@ -167,6 +175,9 @@ def _sqlite_file(url: URL) -> Path | None:
 
 
 def _create_engine(url: URL, **kwargs: Any) -> Engine:
+    # A statement's parameters are personal data and blind indexes: never in an error message,
+    # hence never in a log.
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         file = _sqlite_file(url)
         if file is not None:

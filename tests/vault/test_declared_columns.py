@@ -19,9 +19,10 @@ from sqlalchemy import select
 from charter.db import Database
 from charter.policy.compiled import CompiledPolicy
 from charter.tables import metadata
-from charter.vault.events import decode_payload, event_ad
+from charter.vault.events import decode_payload
 from charter.vault.keystore import SqlKeyStore
 from charter.vault.models import LogEvent
+from charter.vault.sealing import event_ad
 from tests.conftest import bearer
 
 pytestmark = pytest.mark.clause("C2")
@@ -366,7 +367,10 @@ def test_every_stored_event_field_is_declared_by_its_collection_point(
             sealer = keys.sealer(event.person_id)
             assert sealer is not None
             payload = decode_payload(
-                sealer.open(event.sealed, event_ad(event.uid, event.person_id))
+                sealer.open(
+                    event.sealed,
+                    event_ad(event.uid, event.person_id, event.kind, event.collection_point),
+                )
             )
             declared = {
                 f.name for f in omni_compiled.collection_points[event.collection_point].fields

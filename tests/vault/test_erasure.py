@@ -21,18 +21,17 @@ from charter.db import Database, make_engine
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
 from charter.staff.service import add_staff, create_key
-from charter.vault.collection import record_ad
 from charter.vault.crypto import DecryptionFailed, Sealer
 from charter.vault.erasure import erase_person
 from charter.vault.events import (
     IncomingEvent,
-    event_ad,
     plan_batch,
     prepare_batch,
     record_events,
     store_batch,
 )
 from charter.vault.keystore import SqlKeyStore
+from charter.vault.sealing import event_ad, record_ad
 from charter.web.app import create_app
 from tests.conftest import BACKEND, bearer
 from tests.vault.test_people_events import visitor_person
@@ -51,12 +50,8 @@ class SealedRow:
     id: int
     person_id: str
     sealed: bytes
-
-    @property
-    def associated(self) -> bytes:
-        # `id` is the record's id, or the event's `uid`: what each ciphertext is bound to.
-        binder = record_ad if self.table == "records" else event_ad
-        return binder(self.id, self.person_id)
+    # What the ciphertext is bound to: its row, person and labels (vault.sealing).
+    associated: bytes
 
 
 @dataclass
@@ -128,12 +123,30 @@ def sealed_rows(db: Database, tmp_path: Path) -> list[SealedRow]:
         engine = db.engine
     try:
         with engine.connect() as connection:
-            return [
-                SealedRow(table, int(row[0]), str(row[1]), bytes(row[2]))
-                for table, bound in (("records", "id"), ("events", "uid"))
-                for row in connection.execute(
-                    text(f"SELECT {bound}, person_id, sealed FROM {table}")  # noqa: S608 - our names
+            records = connection.execute(
+                text(
+                    "SELECT id, person_id, sealed, collection_point, field, category, source, "
+                    "source_name FROM records"
                 )
+            )
+            events = connection.execute(
+                text("SELECT uid, person_id, sealed, kind, collection_point FROM events")
+            )
+            return [
+                *(
+                    SealedRow("records", r.id, r.person_id, bytes(r.sealed), record_ad(r))
+                    for r in records
+                ),
+                *(
+                    SealedRow(
+                        "events",
+                        e.uid,
+                        e.person_id,
+                        bytes(e.sealed),
+                        event_ad(e.uid, e.person_id, e.kind, e.collection_point),
+                    )
+                    for e in events
+                ),
             ]
     finally:
         if engine is not db.engine:
@@ -398,7 +411,7 @@ def test_an_erasure_while_a_batch_for_the_person_is_being_stored_leaves_none_of_
         )
     visitor = visitor_person(committed_db, keys, VISITOR)
     assert visitor is not None
-    batch = prepare_batch(keys, batch_key="race-0002", events=[click(2)])
+    batch = prepare_batch(keys, clock, batch_key="race-0002", events=[click(2)])
     with committed_db.reading() as session:
         planned = plan_batch(session, keys, clock, omni_compiled, batch)
 

@@ -494,7 +494,7 @@ def planned_click(
     visitor = visitor_person(db, keys, "vid-plan")
     assert visitor is not None
     click = IncomingEvent(kind="click", time=clock.now(), visitor_id="vid-plan", item="cta")
-    batch = prepare_batch(keys, batch_key="plan-0002", events=[click])
+    batch = prepare_batch(keys, clock, batch_key="plan-0002", events=[click])
     with db.reading() as session:
         plan = plan_batch(session, keys, clock, omni_compiled, batch)
     assert plan is not None

@@ -6,24 +6,27 @@ the audit log in the caller's transaction, so a refusal is recorded as surely as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from charter.access.decide import Decision, PersonState, decide
 from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.consent.choices import current_choices
+from charter.db import utc_text
+from charter.errors import Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.staff.service import Actor
-from charter.vault.collection import record_ad
-from charter.vault.crypto import DecryptionFailed, Sealer
-from charter.vault.events import decode_payload, event_ad
+from charter.vault.crypto import DamagedSealer, DecryptionFailed, Sealer
+from charter.vault.events import UndecodablePayload, decode_payload
 from charter.vault.keystore import KeyStore
 from charter.vault.models import LogEvent, Person, Record
 from charter.vault.people import household, owner_of
+from charter.vault.sealing import event_ad, record_ad
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Use:
     # Values that do not decrypt where they are stored: altered, copied from another row or
     # person, or left without a key. Never returned; counted and recorded in the audit log.
     unreadable: int = 0
+    # The cursor of the next page, if there is one.
+    next: str | None = None
 
 
 def person_state(session: Session, person: Person) -> PersonState:
@@ -146,9 +151,13 @@ def use_personal_data(
     person_id: str,
     purpose: str,
     categories: Sequence[str],
-    event_limit: int = 1000,
+    limit: int = 1000,
+    after: str | None = None,
 ) -> Use:
-    """Decide; if allowed, return the person's values in `categories`, decrypted."""
+    """Decide; if allowed, return the person's values in `categories`, decrypted: a page of
+    at most `limit` stored rows (their records, then their events, newest first), from the
+    cursor `after` (the `next` of the page before)."""
+    position = Cursor.parse(after)
     decision, owner = _decide(
         session,
         clock,
@@ -164,27 +173,146 @@ def use_personal_data(
     members = household(session, owner.id)
     sealers = keys.sealers(members, create=False)
     wanted = policy.leaves_for(purpose, categories)
-    values: list[Value] = []
-    withheld = unreadable = 0
-    for row in session.scalars(
-        select(Record)
-        .where(Record.person_id.in_(members), Record.category.in_(wanted))
-        .order_by(Record.collected_at)
-    ):
-        point = policy.collection_points.get(row.collection_point)
-        if (
-            point is not None
-            and point.readable_by_roles is not None
-            and actor.role not in point.readable_by_roles
-        ):
-            withheld += 1  # e.g. job applications: recruiters only (C6)
-            continue
-        opened = _opened(sealers.get(row.person_id), row.sealed, record_ad(row.id, row.person_id))
-        if opened is None:
-            unreadable += 1
-            continue
-        plain = opened.decode()
-        values.append(
+    page = _Page(sealers, limit)
+    if position.phase == "records":
+        records = (
+            select(Record)
+            .where(Record.person_id.in_(members), Record.category.in_(wanted))
+            .order_by(Record.collected_at, Record.id)
+            .limit(limit + 1)
+        )
+        if position.at is not None:
+            records = records.where(
+                or_(
+                    Record.collected_at > position.at,
+                    and_(Record.collected_at == position.at, Record.id > position.id),
+                )
+            )
+        for row in session.scalars(records):
+            if page.full():
+                page.next = str(Cursor("records", page.last_id, page.last_at))
+                break
+            point = policy.collection_points.get(row.collection_point)
+            if (
+                point is not None
+                and point.readable_by_roles is not None
+                and actor.role not in point.readable_by_roles
+            ):
+                page.count(row.id, row.collected_at)
+                page.withheld += 1  # e.g. job applications: recruiters only (C6)
+                continue
+            page.add_record(row)
+        position = Cursor("events", None)
+    log_fields = {name: cat for name, cat in policy.log_fields.items() if cat in wanted}
+    if page.next is None and log_fields:
+        events = (
+            select(LogEvent)
+            .where(LogEvent.person_id.in_(members))
+            .order_by(LogEvent.id.desc())
+            .limit(limit - page.rows + 1)
+        )
+        last = position.id if position.id is not None else _BEYOND_EVERY_ID
+        for event in session.scalars(events.where(LogEvent.id < last)):
+            if page.full():
+                page.next = str(Cursor("events", last))
+                break
+            page.add_event(event, log_fields)
+            last = event.id
+    damaged = sorted(p for p, sealer in sealers.items() if isinstance(sealer, DamagedSealer))
+    if damaged:
+        record(
+            session,
+            clock,
+            Event(
+                actor.ref,
+                "vault:data_key:damaged",
+                f"person:{members[0]}",
+                outcome="failed",
+                details={"keys": len(damaged)},
+            ),
+        )
+    if page.unreadable:
+        record(
+            session,
+            clock,
+            Event(
+                actor.ref,
+                "access:sealed_value:rejected",
+                f"person:{members[0]}",
+                outcome="failed",
+                details={"unreadable": page.unreadable},
+            ),
+        )
+    return Use(decision, tuple(page.values), page.withheld, page.unreadable, page.next)
+
+
+# Events are paged newest first, below the last id seen; the first page starts above them all.
+_BEYOND_EVERY_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of a use ends: the rows of one phase (records in the order they were
+    collected, then events newest first) after the row `id` (collected `at`, for records)."""
+
+    phase: str
+    id: int | None
+    at: dt.datetime | None = None
+
+    def __str__(self) -> str:
+        if self.at is None:
+            return f"{self.phase}~{self.id}"
+        return f"{self.phase}~{self.id}~{utc_text(self.at)}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor:
+        if text is None:
+            return cls("records", None)
+        parts = text.split("~")
+        try:
+            phase, position = parts[0], int(parts[1])
+            at = dt.datetime.fromisoformat(parts[2]) if phase == "records" else None
+            if phase not in ("records", "events") or len(parts) != (3 if at else 2):
+                raise ValueError(text)
+        except (ValueError, IndexError, OverflowError):
+            raise Unprocessable(
+                "not a cursor of this use: give the `next` it answered", code="invalid_cursor"
+            ) from None
+        return cls(phase, position, at)
+
+
+class _Page:
+    """The values of one page of a use, as rows are opened."""
+
+    def __init__(self, sealers: Mapping[str, Sealer], limit: int) -> None:
+        self._sealers = sealers
+        self._limit = limit
+        self.values: list[Value] = []
+        self.rows = 0
+        self.last_id = 0
+        self.last_at: dt.datetime | None = None
+        self.withheld = 0
+        self.unreadable = 0
+        self.next: str | None = None
+
+    def full(self) -> bool:
+        return self.rows >= self._limit
+
+    def count(self, row_id: int, at: dt.datetime | None = None) -> None:
+        self.rows += 1
+        self.last_id, self.last_at = row_id, at
+
+    def add_record(self, row: Record) -> None:
+        self.count(row.id, row.collected_at)
+        opened = _opened(self._sealers.get(row.person_id), row.sealed, record_ad(row))
+        try:
+            plain = opened.decode() if opened is not None else None
+        except UnicodeDecodeError:
+            plain = None
+        if plain is None:
+            self.unreadable += 1
+            return
+        self.values.append(
             Value(
                 row.category,
                 row.field,
@@ -195,47 +323,31 @@ def use_personal_data(
                 row.source_name,
             )
         )
-    log_fields = {name: cat for name, cat in policy.log_fields.items() if cat in wanted}
-    if log_fields:
-        events = session.scalars(
-            select(LogEvent)
-            .where(LogEvent.person_id.in_(members))
-            .order_by(LogEvent.collected_at.desc())
-            .limit(event_limit)
-        )
-        for event in events:
-            sealer = sealers.get(event.person_id)
-            opened = _opened(sealer, event.sealed, event_ad(event.uid, event.person_id))
-            if opened is None:
-                unreadable += 1
-                continue
-            payload = decode_payload(opened)
-            for name, category in log_fields.items():
-                if name in payload:
-                    values.append(
-                        Value(
-                            category,
-                            name,
-                            event.collection_point,
-                            str(payload[name]),
-                            event.collected_at.isoformat(),
-                            "automatic",
-                            None,
-                        )
+
+    def add_event(self, event: LogEvent, log_fields: Mapping[str, str]) -> None:
+        self.count(event.id)
+        associated = event_ad(event.uid, event.person_id, event.kind, event.collection_point)
+        opened = _opened(self._sealers.get(event.person_id), event.sealed, associated)
+        try:
+            payload = decode_payload(opened) if opened is not None else None
+        except UndecodablePayload:
+            payload = None
+        if payload is None:
+            self.unreadable += 1
+            return
+        for name, category in log_fields.items():
+            if name in payload:
+                self.values.append(
+                    Value(
+                        category,
+                        name,
+                        event.collection_point,
+                        str(payload[name]),
+                        event.collected_at.isoformat(),
+                        "automatic",
+                        None,
                     )
-    if unreadable:
-        record(
-            session,
-            clock,
-            Event(
-                actor.ref,
-                "access:sealed_value:rejected",
-                f"person:{members[0]}",
-                outcome="failed",
-                details={"unreadable": unreadable},
-            ),
-        )
-    return Use(decision, tuple(values), withheld, unreadable)
+                )
 
 
 def _opened(sealer: Sealer | None, sealed: bytes, associated: bytes) -> bytes | None:

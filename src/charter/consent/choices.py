@@ -71,6 +71,7 @@ def _save_current(dialect: str) -> Any:
 
 @dataclass(frozen=True)
 class ChoiceView:
+    id: int
     topic: str
     granted: bool
     method: str
@@ -79,6 +80,7 @@ class ChoiceView:
 
     def as_json(self) -> dict[str, object]:
         return {
+            "id": self.id,
             "topic": self.topic,
             "granted": self.granted,
             "method": self.method,
@@ -87,12 +89,21 @@ class ChoiceView:
         }
 
 
-def choice_history(session: Session, person_id: str) -> list[ChoiceView]:
-    rows = session.scalars(
-        select(ChoiceChange).where(ChoiceChange.person_id == person_id).order_by(ChoiceChange.id)
+def choice_history(
+    session: Session, person_id: str, *, after: int = 0, limit: int | None = None
+) -> list[ChoiceView]:
+    """The person's choices as they were made, oldest first: those after the entry `after`,
+    at most `limit` of them."""
+    query = (
+        select(ChoiceChange)
+        .where(ChoiceChange.person_id == person_id, ChoiceChange.id > after)
+        .order_by(ChoiceChange.id)
     )
+    if limit is not None:
+        query = query.limit(limit)
     return [
-        ChoiceView(r.topic, r.granted, r.method, r.policy_version, r.at.isoformat()) for r in rows
+        ChoiceView(r.id, r.topic, r.granted, r.method, r.policy_version, r.at.isoformat())
+        for r in session.scalars(query)
     ]
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from charter.clock import Clock
 from charter.jobs.models import Procedure
 
-Kind = Literal["erasure", "master_key_rotation"]
+Kind = Literal["erasure", "master_key_rotation", "reseal"]
 State = Literal["started", "done", "abandoned"]
 
 

@@ -72,16 +72,25 @@ def save_choices(
     return PersonChoices(owner, in_force.current)
 
 
-def read_choices(session: Session, clock: Clock, *, actor: str, person_id: str) -> PersonChoices:
-    """The choices in force of the person behind `person_id`, with their full history; the
-    read is recorded like any read of personal data. Gone for an erased person."""
+def read_choices(
+    session: Session,
+    clock: Clock,
+    *,
+    actor: str,
+    person_id: str,
+    history_after: int = 0,
+    history_limit: int = 100,
+) -> PersonChoices:
+    """The choices in force of the person behind `person_id`, with a page of their history
+    (after the entry `history_after`); the read is recorded like any read of personal data.
+    Gone for an erased person."""
     owner = owner_of(session, person_id)
     if owner.erased_at is not None:
         raise Gone("the person was erased", code="person_erased")
     found = PersonChoices(
         owner.id,
         current_choices(session, owner.id).current,
-        tuple(choice_history(session, owner.id)),
+        tuple(choice_history(session, owner.id, after=history_after, limit=history_limit)),
     )
     record(
         session,

@@ -24,6 +24,7 @@ from charter.vault.people import (
     sign_up,
     visitors,
 )
+from charter.vault.sealing import SEAL_VERSION, record_ad
 
 Source = Literal["given", "automatic", "other_source"]
 # Kinds of person a collection point creates when it does not name one.
@@ -248,24 +249,22 @@ def collect(
     ids = new_record_ids(len(present))
     published = submission.publish and point.publication_needs_permission
     for record_id, name in zip(ids, present, strict=True):
-        session.add(
-            Record(
-                id=record_id,
-                person_id=person_id,
-                submission_id=submission_id,
-                collection_point=point.id,
-                field=name,
-                category=categories[name],
-                source=submission.source,
-                source_name=submission.source_name,
-                policy_version=policy.version,
-                collected_at=now,
-                published=published,
-                sealed=sealer.seal(
-                    str(submission.fields[name]).encode(), record_ad(record_id, person_id)
-                ),
-            )
+        row = Record(
+            id=record_id,
+            person_id=person_id,
+            submission_id=submission_id,
+            collection_point=point.id,
+            field=name,
+            category=categories[name],
+            source=submission.source,
+            source_name=submission.source_name,
+            policy_version=policy.version,
+            collected_at=now,
+            published=published,
+            seal_version=SEAL_VERSION,
         )
+        row.sealed = sealer.seal(str(submission.fields[name]).encode(), record_ad(row))
+        session.add(row)
     record(
         session,
         clock,
@@ -283,8 +282,3 @@ def collect(
         ),
     )
     return Receipt(person_id, submission_id, tuple(present), published)
-
-
-def record_ad(record_id: int, person_id: str) -> bytes:
-    """Associated data binding a record's ciphertext to its row and person."""
-    return f"record:{record_id}:{person_id}".encode()

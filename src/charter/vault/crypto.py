@@ -13,6 +13,8 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from charter.errors import CharterError
+
 NONCE_BYTES = 12
 KEY_BYTES = 32
 
@@ -63,5 +65,30 @@ class Sealer:
     def open(self, sealed: bytes, associated: bytes) -> bytes:
         try:
             return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated)
-        except InvalidTag:
+        except (InvalidTag, ValueError):
+            # ValueError: shorter than a nonce, or otherwise not a sealed value at all.
             raise DecryptionFailed("the value does not decrypt here") from None
+
+
+class KeyDamaged(CharterError):
+    """A person's data key in the key store does not unwrap: it was altered there. Nothing
+    new is sealed for them until it is looked into."""
+
+    status = 503
+    code = "key_damaged"
+
+
+class DamagedSealer(Sealer):
+    """Stands for a person whose data key does not unwrap: nothing of theirs opens, and
+    nothing new is sealed."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(bytes(KEY_BYTES))
+
+    def seal(self, plaintext: bytes, associated: bytes, nonce: bytes | None = None) -> bytes:  # noqa: ARG002 - Sealer's signature
+        raise KeyDamaged("the person's data key is damaged; nothing can be sealed for them")
+
+    def open(self, sealed: bytes, associated: bytes) -> bytes:  # noqa: ARG002 - Sealer's signature
+        raise DecryptionFailed("the person's data key is damaged")

@@ -33,9 +33,14 @@ from charter.vault.identifiers import BlindIndex, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import EventBatch
 from charter.vault.people import new_visitors
+from charter.vault.sealing import event_ad_of, event_prefix
 from charter.vault.useragent import browser_of, device_type_of
 
 MAX_BATCH = 10_000
+# The times an event may carry: none before Charter's oldest data could be, none more than a
+# day ahead of the clock (a client's clock a little fast is forgiven).
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST_AHEAD = dt.timedelta(days=1)
 EVENT_COLUMNS = (
     "uid",
     "person_id",
@@ -99,20 +104,6 @@ class BatchReceipt:
     duplicate: bool
 
 
-def event_ad(uid: int, person_id: str) -> bytes:
-    """Associated data binding an event's ciphertext to its row (`uid`) and person."""
-    return _bound(_ad_prefix(person_id), uid)
-
-
-def _ad_prefix(person_id: str) -> bytes:
-    return b"event:" + person_id.encode() + b":"
-
-
-def _bound(prefix: bytes, uid: int) -> bytes:
-    # Batches compute each person's prefix once and bind every event of theirs with it.
-    return prefix + uid.to_bytes(8, "big")
-
-
 # The sealed payload is a JSON list in this order; absent fields are null.
 PAYLOAD_FIELDS = (
     "time",
@@ -145,12 +136,19 @@ def _payload(event: EventLike) -> bytes:
     )
 
 
+class UndecodablePayload(ValueError):
+    """An opened payload that is not what Charter seals (a time out of range included)."""
+
+
 def decode_payload(opened: bytes) -> dict[str, str]:
     """The fields of an opened event payload, by name (absent fields left out)."""
-    values = orjson.loads(opened)
-    values[0] = (_EPOCH + values[0] * _MICROSECOND).isoformat()
-    pairs = zip(PAYLOAD_FIELDS, values, strict=True)
-    return {name: value for name, value in pairs if value is not None}
+    try:
+        values = orjson.loads(opened)
+        values[0] = (_EPOCH + values[0] * _MICROSECOND).isoformat()
+        pairs = zip(PAYLOAD_FIELDS, values, strict=True)
+        return {name: value for name, value in pairs if value is not None}
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError):
+        raise UndecodablePayload("the event's payload does not decode") from None
 
 
 def _people(session: Session, clock: Clock, batch: PreparedBatch) -> tuple[list[str], list[str]]:
@@ -308,10 +306,21 @@ class PreparedBatch:
     visitor_indexes: dict[str, str]
 
 
-def prepare_batch(keys: KeyStore, *, batch_key: str, events: Sequence[EventLike]) -> PreparedBatch:
-    """Check a batch's size and that each event names someone; reduce and encode its events."""
+def prepare_batch(
+    keys: KeyStore, clock: Clock, *, batch_key: str, events: Sequence[EventLike]
+) -> PreparedBatch:
+    """Check a batch's size, its times, and that each event names someone; reduce and
+    encode its events."""
     if not 0 < len(events) <= MAX_BATCH:
         raise Unprocessable(f"a batch holds 1 to {MAX_BATCH} events", code="batch_size")
+    latest = clock.now() + LATEST_AHEAD
+    outside = sum(1 for e in events if not EARLIEST <= e.time <= latest)
+    if outside:
+        # A time far off would be stored, and fail every later read of the person's events.
+        raise Unprocessable(
+            f"{outside} event(s) have a time before {EARLIEST.year} or more than a day ahead",
+            code="time_out_of_range",
+        )
     if any(e.person_id is None and not e.visitor_id for e in events):
         raise Unprocessable("every event needs a visitor_id or a person_id", code="person_required")
     payloads = [_payload(e) for e in events]
@@ -338,7 +347,7 @@ def record_events(
 ) -> BatchReceipt:
     """Store a batch once: a retried batch (same key, same events) is acknowledged, not
     stored again; the same key with other events is refused."""
-    batch = prepare_batch(keys, batch_key=batch_key, events=events)
+    batch = prepare_batch(keys, clock, batch_key=batch_key, events=events)
     return store_batch(session, keys, clock, policy, actor=actor, batch=batch)
 
 
@@ -359,7 +368,7 @@ def _sealed_rows(
     version = policy.version
     uids = new_record_ids(len(batch.events))
     nonces = fresh_nonces(len(batch.events))
-    prefixes = {pid: _ad_prefix(pid) for pid in sealers}
+    prefixes: dict[tuple[str, str, str], bytes] = {}
     rows = [
         (
             uid,
@@ -368,7 +377,9 @@ def _sealed_rows(
             point,
             version,
             at,
-            sealers[pid].seal(payload, _bound(prefixes[pid], uid), nonce),
+            sealers[pid].seal(
+                payload, event_ad_of(_prefix(prefixes, pid, event.kind, point), uid), nonce
+            ),
         )
         for uid, pid, point, event, payload, nonce in zip(
             uids, person_ids, points, batch.events, batch.payloads, nonces, strict=True
@@ -378,6 +389,14 @@ def _sealed_rows(
     # index; the table itself is appended to in id order either way.
     rows.sort(key=itemgetter(1))
     return rows
+
+
+def _prefix(known: dict[tuple[str, str, str], bytes], pid: str, kind: str, point: str) -> bytes:
+    """The binding of a person's events of one kind and point, made once per batch."""
+    found = known.get((pid, kind, point))
+    if found is None:
+        found = known[(pid, kind, point)] = event_prefix(pid, kind, point)
+    return found
 
 
 @dataclass(frozen=True)
@@ -430,7 +449,7 @@ def ingest_batch(
     is done before the write lock is taken (the events encoded, their people read, the
     events sealed), so that meanwhile another request's batch can be written; under the
     lock the batch is stored if those people did not change. Durable when it returns."""
-    batch = prepare_batch(keys, batch_key=batch_key, events=events)
+    batch = prepare_batch(keys, clock, batch_key=batch_key, events=events)
     with db.reading() as session:
         planned = plan_batch(session, keys, clock, policy, batch)
     with db.writing() as session:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from charter.db import UTCDateTime, in_chunks
 from charter.errors import CharterError
-from charter.vault.crypto import DecryptionFailed, Sealer, new_key
+from charter.vault.crypto import DamagedSealer, DecryptionFailed, Sealer, new_key
 
 _CHECK_PLAINTEXT = b"charter master key check"
 _CHECK_ID = "__master_key_check__"
@@ -232,7 +232,13 @@ class SqlKeyStore:
                 for row in session.scalars(
                     select(WrappedKey).where(WrappedKey.person_id.in_(chunk))
                 ):
-                    found[row.person_id] = Sealer(self._unwrap(session, row))
+                    try:
+                        found[row.person_id] = Sealer(self._unwrap(session, row))
+                    except DecryptionFailed:
+                        # This one key was altered in the store: its person's data reads as
+                        # unreadable, never as an error (and it is not cached).
+                        found[row.person_id] = DamagedSealer()
+                        continue
                     self._cache.put(row.person_id, found[row.person_id])
         new = [person_id for person_id in missing if person_id not in found]
         if create and new:

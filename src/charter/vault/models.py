@@ -66,6 +66,8 @@ class Record(Base):
     sealed: Mapped[bytes] = mapped_column(
         LargeBinary, info={"personal_data": "the field's category"}
     )
+    # What `sealed` is bound to (vault.sealing): 1, the row and person; 2, its labels too.
+    seal_version: Mapped[int] = mapped_column(Integer, server_default="2")
 
 
 class LogEvent(Base):
@@ -85,6 +87,7 @@ class LogEvent(Base):
     sealed: Mapped[bytes] = mapped_column(
         LargeBinary, info={"personal_data": "log data categories"}
     )
+    seal_version: Mapped[int] = mapped_column(Integer, server_default="2")
 
 
 class EventBatch(Base):

@@ -107,6 +107,27 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+class NoTracebacks(logging.Filter):
+    """Keeps a traceback's frames and message out of the log: the message of a database
+    error holds its SQL and a request's values; the log keeps the kind of error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.msg = f"{record.getMessage().strip()} ({record.exc_info[0].__name__})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def keep_tracebacks_out_of_logs() -> None:
+    """Put `NoTracebacks` on the loggers that report errors while serving."""
+    for name in ("uvicorn.error", "uvicorn.asgi", "charter.web"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, NoTracebacks) for f in logger.filters):
+            logger.addFilter(NoTracebacks())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CharterError, _charter_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -30,7 +30,7 @@ from charter.staff.service import (
 )
 from charter.web.auth import SMALL_BODY_BYTES, permits_of
 from charter.web.errors import error_response
-from charter.web.limits import declared_length_refusal, read_body
+from charter.web.limits import declared_length_refusal, nul_refusal, read_body
 from charter.web.runtime import Runtime
 
 
@@ -107,10 +107,12 @@ class Gate:
         refusal = declared_length_refusal(scope, limit)
         if refusal is None and guard.permissions:
             refusal = await self._admit(scope, route or "", guard)
+        replaying: Receive | None = None
         if refusal is None:
-            replaying, refusal = await read_body(
+            replaying, body, refusal = await read_body(
                 receive, limit=limit, timeout_s=self._runtime.settings.body_timeout_s
             )
+            refusal = refusal or nul_refusal(scope, body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+import orjson
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope
 
@@ -35,10 +36,10 @@ def too_large(limit: int) -> Response:
 
 async def read_body(
     receive: Receive, *, limit: int, timeout_s: float
-) -> tuple[Receive | None, Response | None]:
-    """Read the whole body; a `receive` that replays it, or the refusal to send instead: 413
-    past `limit` bytes, 408 if it is not all in within `timeout_s` (a slow sender must not
-    hold a connection and its memory for as long as it likes)."""
+) -> tuple[Receive | None, bytes, Response | None]:
+    """Read the whole body; a `receive` that replays it, the body, or the refusal to send
+    instead: 413 past `limit` bytes, 408 if it is not all in within `timeout_s` (a slow
+    sender must not hold a connection and its memory for as long as it likes)."""
     chunks: list[bytes] = []
     received = 0
     try:
@@ -47,20 +48,53 @@ async def read_body(
                 message = await receive()
                 if message["type"] != "http.request":
                     # The client went away before sending its body; let the app see that.
-                    return replay([message], receive), None
+                    return replay([message], receive), b"", None
                 chunk = message.get("body", b"")
                 received += len(chunk)
                 if received > limit:
-                    return None, too_large(limit)
+                    return None, b"", too_large(limit)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
     except TimeoutError:
-        return None, error_response(
-            408, "body_timeout", f"the request body did not arrive within {timeout_s:g} s"
+        return (
+            None,
+            b"",
+            error_response(
+                408, "body_timeout", f"the request body did not arrive within {timeout_s:g} s"
+            ),
         )
-    body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-    return replay([body], receive), None
+    body = b"".join(chunks)
+    message = {"type": "http.request", "body": body, "more_body": False}
+    return replay([message], receive), body, None
+
+
+def nul_refusal(scope: Scope, body: bytes) -> Response | None:
+    """A 422 for a NUL character anywhere in the request: no database column holds one
+    (PostgreSQL refuses it outright), so it is refused at the door, with a clear reason."""
+    path, query = scope.get("raw_path") or b"", scope.get("query_string") or b""
+    found = b"%00" in path.lower() or "\x00" in scope.get("path", "")
+    found = found or b"%00" in query.lower() or b"\x00" in query or b"\x00" in body
+    if not found and b"\\u0000" in body.lower():
+        try:
+            found = _holds_nul(orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return None  # not JSON: the app's own refusal (malformed_json) says so
+    if found:
+        return error_response(
+            422, "nul_character", "the request holds a NUL character (U+0000), which no field takes"
+        )
+    return None
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def replay(pending: Iterable[Message], receive: Receive) -> Receive:

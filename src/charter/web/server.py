@@ -19,6 +19,7 @@ from charter.boot import Booted, StartupError, boot
 from charter.clock import Clock, SystemClock
 from charter.settings import Settings
 from charter.web.app import create_app
+from charter.web.errors import keep_tracebacks_out_of_logs
 from charter.web.workers import BACKLOG
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
@@ -95,6 +96,7 @@ def server_config(settings: Settings, app: FastAPI | str, **options: Any) -> Any
 def serving_app(settings: Settings, booted: Booted, clock: Clock) -> FastAPI:
     """The app, and the process set up to serve it."""
     app = create_app(settings, booted.policy, booted.db, booted.keys, clock=clock)
+    keep_tracebacks_out_of_logs()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     # What start-up loaded (modules, the compiled policy, the app) lives as long as the
     # process: frozen, the collector no longer walks it on every full collection. A batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from charter.consent.choices import topics
@@ -12,6 +12,7 @@ from charter.staff.service import Actor
 from charter.vault.choices import read_choices, save_choices
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
+from charter.web.params import MAX_ID, PersonInPath
 
 router = APIRouter(prefix="/v1/people/{person_id}/choices", tags=["choices"])
 Reader = Annotated[Actor, Depends(Permit("choices:read"))]
@@ -40,24 +41,42 @@ class ChoicesBody(BaseModel):
 
 @router.get("")
 def get_choices(
-    actor: Reader, person_id: str, policy: PolicyDep, runtime: RuntimeDep
+    actor: Reader,
+    person_id: PersonInPath,
+    *,
+    policy: PolicyDep,
+    runtime: RuntimeDep,
+    history_after: Annotated[
+        int, Query(ge=0, le=MAX_ID, description="The `history_next` of the page before.")
+    ] = 0,
+    history_limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """The person's current choices, what they can choose on, and the full history.
-    A visitor who signed up has the choices of the user they became. The read is audited."""
+    """The person's current choices, what they can choose on, and their history, a page at a
+    time. A visitor who signed up has the choices of the user they became. The read is
+    audited."""
     with runtime.db.writing() as session:
-        found = read_choices(session, runtime.clock, actor=actor.ref, person_id=person_id)
+        found = read_choices(
+            session,
+            runtime.clock,
+            actor=actor.ref,
+            person_id=person_id,
+            history_after=history_after,
+            history_limit=history_limit,
+        )
+        history = [c.as_json() for c in found.history]
         return {
             "person_id": found.person_id,
             "current": dict(found.current),
             "offered": topics(policy),
-            "history": [c.as_json() for c in found.history],
+            "history": history,
+            "history_next": history[-1]["id"] if len(history) == history_limit else None,
         }
 
 
 @router.put("")
 def put_choices(
     actor: Writer,
-    person_id: str,
+    person_id: PersonInPath,
     *,
     runtime: RuntimeDep,
     policy: PolicyDep,

@@ -11,30 +11,31 @@ from charter.staff.service import Actor
 from charter.vault.collection import Submission, collect
 from charter.web.auth import FORM_BODY_BYTES, Permit
 from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
+from charter.web.params import CustomerId, FieldName, PersonId, PointId, SourceName
 
 router = APIRouter(prefix="/v1", tags=["collection"])
 Collector = Annotated[Actor, Depends(Permit("people:collect", body_bytes=FORM_BODY_BYTES))]
 FieldValue = Annotated[str, Field(max_length=100_000)]
-Identifier = Annotated[str, Field(min_length=1, max_length=200)]
+VisitorIdentifier = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Who(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    person_id: Identifier | None = None
-    visitor_id: Identifier | None = None
-    other_visitor_ids: list[Identifier] = Field(default_factory=list, max_length=50)
-    customer_id: Identifier | None = None
+    person_id: PersonId | None = None
+    visitor_id: VisitorIdentifier | None = None
+    other_visitor_ids: list[VisitorIdentifier] = Field(default_factory=list, max_length=50)
+    customer_id: CustomerId | None = None
 
 
 class CollectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    collection_point: Annotated[str, Field(min_length=1, max_length=64)]
+    collection_point: PointId
     person: Who = Field(default_factory=Who)
-    fields: dict[Annotated[str, Field(max_length=64)], FieldValue] = Field(max_length=200)
+    fields: dict[FieldName, FieldValue] = Field(max_length=200)
     source: Literal["given", "automatic", "other_source"] = "given"
-    source_name: Annotated[str, Field(max_length=64)] | None = None
+    source_name: SourceName | None = None
     publish: bool = Field(default=False, description="The person agreed to publication (reviews).")
 
 

@@ -11,6 +11,7 @@ from charter.staff.service import Actor
 from charter.vault.events import MAX_BATCH, ingest_batch
 from charter.web.auth import BULK_BODY_BYTES, Permit
 from charter.web.deps import PolicyDep, RuntimeDep
+from charter.web.params import PersonId
 
 router = APIRouter(prefix="/v1", tags=["events"])
 Writer = Annotated[Actor, Depends(Permit("events:write", body_bytes=BULK_BODY_BYTES))]
@@ -24,7 +25,7 @@ class EventIn(BaseModel):
     kind: Literal["page_view", "click"] = Field(alias="type")
     time: AwareDatetime
     visitor_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    person_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    person_id: PersonId | None = None
     ip: Annotated[str, Field(max_length=64)] | None = None
     user_agent: Short | None = None
     path: Short | None = None

@@ -14,6 +14,7 @@ from charter.staff.service import Actor
 from charter.vault.erasure import erase_person
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, RuntimeDep
+from charter.web.params import PersonId, PersonInPath
 
 router = APIRouter(prefix="/v1", tags=["people"])
 User = Annotated[Actor, Depends(Permit("people:use"))]
@@ -29,8 +30,17 @@ class UseBody(BaseModel):
     categories: Annotated[list[Category], Field(min_length=1, max_length=100)]
 
 
+class PageOfUse(UseBody):
+    limit: int = Field(
+        default=1000, ge=1, le=10_000, description="At most this many stored values a page."
+    )
+    after: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="The `next` of the page before; none for the first page."
+    )
+
+
 class DecisionBody(UseBody):
-    person_id: Annotated[str, Field(min_length=1, max_length=64)]
+    person_id: PersonId
 
 
 def _refusal(decision: Decision) -> JSONResponse:
@@ -46,8 +56,8 @@ def _refusal(decision: Decision) -> JSONResponse:
 @router.post("/people/{person_id}/use")
 def use(
     actor: User,
-    person_id: str,
-    body: UseBody,
+    person_id: PersonInPath,
+    body: PageOfUse,
     *,
     runtime: RuntimeDep,
     policy: PolicyDep,
@@ -63,6 +73,8 @@ def use(
             person_id=person_id,
             purpose=body.purpose,
             categories=body.categories,
+            limit=body.limit,
+            after=body.after,
         )
         if not result.decision.allowed:
             return _refusal(result.decision)
@@ -71,6 +83,7 @@ def use(
             "values": [v.as_json() for v in result.values],
             "withheld": result.withheld,
             "unreadable": result.unreadable,
+            "next": result.next,
         }
 
 
@@ -93,7 +106,7 @@ def decisions(
 
 
 @router.delete("/people/{person_id}")
-def erase(actor: Eraser, person_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+def erase(actor: Eraser, person_id: PersonInPath, runtime: RuntimeDep) -> dict[str, Any]:
     """Destroy the person's keys and delete their records; nothing of theirs decrypts again.
     Durable step by step: an erasure interrupted by a crash is finished at the next start."""
     receipt = erase_person(

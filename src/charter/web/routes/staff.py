@@ -13,14 +13,15 @@ from charter.staff.models import ApiKey, StaffMember
 from charter.staff.service import Actor
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, ReadSession, RuntimeDep
+from charter.web.params import KeyIdInPath, RoleName, StaffInPath, StaffName
 
 router = APIRouter(prefix="/v1", tags=["staff"])
 Manager = Annotated[Actor, Depends(Permit("staff:manage"))]
 
 
 class NewStaff(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-    role: str = Field(min_length=1, max_length=64)
+    name: StaffName
+    role: RoleName
 
 
 class NewKey(BaseModel):
@@ -63,7 +64,7 @@ def add_staff(
 
 
 @router.post("/staff/{name}/disable")
-def disable_staff(actor: Manager, name: str, runtime: RuntimeDep) -> dict[str, Any]:
+def disable_staff(actor: Manager, name: StaffInPath, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.writing() as session:
         return _staff_json(
             service.disable_staff(session, runtime.clock, actor=actor.ref, name=name)
@@ -71,7 +72,9 @@ def disable_staff(actor: Manager, name: str, runtime: RuntimeDep) -> dict[str, A
 
 
 @router.post("/staff/{name}/keys", status_code=201)
-def create_key(actor: Manager, name: str, body: NewKey, runtime: RuntimeDep) -> dict[str, Any]:
+def create_key(
+    actor: Manager, name: StaffInPath, body: NewKey, runtime: RuntimeDep
+) -> dict[str, Any]:
     with runtime.db.writing() as session:
         expires = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
         issued = service.create_key(
@@ -81,11 +84,11 @@ def create_key(actor: Manager, name: str, body: NewKey, runtime: RuntimeDep) -> 
 
 
 @router.get("/staff/{name}/keys")
-def list_keys(_: Manager, name: str, session: ReadSession) -> dict[str, Any]:
+def list_keys(_: Manager, name: StaffInPath, session: ReadSession) -> dict[str, Any]:
     return {"keys": [_key_json(k) for k in service.list_keys(session, name)]}
 
 
 @router.delete("/keys/{key_id}")
-def revoke_key(actor: Manager, key_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+def revoke_key(actor: Manager, key_id: KeyIdInPath, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.writing() as session:
         return _key_json(service.revoke_key(session, runtime.clock, actor=actor.ref, key_id=key_id))
