@@ -38,12 +38,12 @@ audit: $(DEV_STAMP)
 	$(BIN)/python tools/dependency_audit.py constraints.txt
 
 test-sqlite: $(DEV_STAMP)
-	CHARTER_TEST_DATABASE=sqlite $(BIN)/pytest
+	CHARTER_TEST_DATABASE=sqlite $(BIN)/pytest -n auto
 
 # The whole suite again on PostgreSQL. Under CI (CI=true) PostgreSQL is required.
 test-postgres: $(DEV_STAMP)
 	@if $(BIN)/python -m tests.postgres_ready; then \
-		CHARTER_TEST_DATABASE=postgres $(BIN)/pytest; \
+		CHARTER_TEST_DATABASE=postgres $(BIN)/pytest -n auto; \
 	elif [ "$$CI" = "true" ]; then \
 		echo "PostgreSQL is required under CI and does not answer"; exit 1; \
 	else \
