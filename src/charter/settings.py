@@ -31,6 +31,7 @@ class Settings:
     master_key_file: Path
     max_body_bytes: int
     body_timeout_s: float
+    max_concurrent_bodies: int
     auth_failures_per_minute: int
     public_requests_per_minute: int
     allowed_origins: frozenset[str]
@@ -72,6 +73,9 @@ class Settings:
                 env, "CHARTER_MAX_BODY_BYTES", 16 * 1024 * 1024, low=1024, high=2**31
             ),
             body_timeout_s=_int(env, "CHARTER_BODY_TIMEOUT_S", 30, low=1, high=3600),
+            max_concurrent_bodies=_int(
+                env, "CHARTER_MAX_CONCURRENT_BODIES", 64, low=1, high=100_000
+            ),
             auth_failures_per_minute=_int(
                 env, "CHARTER_AUTH_FAILURES_PER_MINUTE", 60, low=1, high=1_000_000
             ),

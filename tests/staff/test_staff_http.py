@@ -14,6 +14,7 @@ from charter.clock import FixedClock
 from charter.db import Database
 from charter.errors import Conflict
 from charter.policy.compiled import CompiledPolicy
+from charter.staff.models import StaffMember
 from charter.staff.service import add_staff, list_staff
 from tests.conftest import bearer
 
@@ -253,3 +254,34 @@ def test_a_duplicate_that_loses_a_race_is_still_a_conflict(
     assert conflict.value.code == "staff_exists"
     with committed_db.reading() as session:
         assert {m.name: m.role for m in list_staff(session)} == {"twin": "billing"}
+
+
+@pytest.mark.clause("C3")
+def test_a_key_minted_for_someone_else_names_its_issuer_in_everything_done_with_it(
+    client: TestClient, officer: dict[str, str], db: Database, make_key: Callable[[str], str]
+) -> None:
+    client.post("/v1/staff", json={"name": "sam", "role": "support_agent"}, headers=officer)
+    minted = client.post("/v1/staff/sam/keys", headers=officer)  # no body: every field optional
+    assert minted.status_code == 201, minted.text
+    own = client.post("/v1/staff/olivia/keys", headers=officer).json()
+    with db.reading() as session:
+        staff = dict(session.execute(sa.select(StaffMember.name, StaffMember.id)).all())
+    person = client.post(
+        "/v1/collect",
+        headers=bearer(make_key("service_client")),
+        json={"collection_point": "sign_up", "fields": {"name": "Ada", "email": "a@example.com"}},
+    ).json()["person_id"]
+    ask = {"person_id": person, "purpose": "service_support", "categories": ["identity.name"]}
+
+    assert client.post("/v1/decisions", headers=bearer(minted.json()["key"]), json=ask).is_success
+    assert client.post("/v1/decisions", headers=bearer(own["key"]), json=ask).is_success
+
+    entries = client.get("/v1/audit", params={"limit": 1000}, headers=officer).json()["entries"]
+    created = {e["target"]: e for e in entries if e["action"] == "staff:key:created"}
+    asked = [e["actor"] for e in entries if e["action"] == "access:decision:asked"]
+    assert created[f"key:{minted.json()['key_id']}"]["details"]["issued_by"] == staff["olivia"]
+    assert created[f"key:{own['key_id']}"]["details"]["issued_by"] is None
+    assert asked == [
+        f"staff:{staff['sam']}/key:{minted.json()['key_id']}/by:staff:{staff['olivia']}",
+        f"staff:{staff['olivia']}/key:{own['key_id']}",
+    ]

@@ -337,23 +337,40 @@ def test_a_source_name_is_only_for_other_sources(client: TestClient, service: He
 
 
 @pytest.mark.clause("C6", "C7")
-def test_correspondence_from_a_users_address_is_kept_with_that_user(
+def test_correspondence_from_a_users_address_is_kept_apart_until_the_sender_is_known(
     client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
 ) -> None:
+    """The review filed a message claiming alice@example.com under Alice's account and
+    answered her person id: anyone could put words into her data."""
     user = created(
         post(client, service, "sign_up", {"name": "Ada Example", "email": "ada@example.com"})
     )
-    letter = post(
+    forged = post(
         client,
         service,
         "correspondence",
-        {"email": "  ADA@Example.COM ", "message": "Where is my invoice?"},
+        {"email": "  ADA@Example.COM ", "message": "Please delete my account"},
     )
-    assert created(letter) == user
-    assert [r.field for r in records_of(db, user) if r.collection_point == "correspondence"] == [
-        "email",
-        "message",
-    ]
+    writer = created(forged)
+
+    assert writer != user
+    assert user not in forged.text
+    assert [r.field for r in records_of(db, writer)] == ["email", "message"]
+    assert [r for r in records_of(db, user) if r.collection_point == "correspondence"] == []
+    read = use(client, service, user, "service_support", ["correspondence.message"])
+    assert read.json()["values"] == []
+
+    # A service that knows the sender is the signed-in user says so, and the letter is hers.
+    signed_in = post(
+        client,
+        service,
+        "correspondence",
+        {"email": "ada@example.com", "message": "Where is my invoice?"},
+        person={"person_id": user},
+    )
+    assert created(signed_in) == user
+    read = use(client, service, user, "service_support", ["correspondence.message"])
+    assert [v["value"] for v in read.json()["values"]] == ["Where is my invoice?"]
 
     # Found through the blind index, never a plaintext column.
     index = BlindIndex(keys.index_key())
@@ -361,9 +378,6 @@ def test_correspondence_from_a_users_address_is_kept_with_that_user(
         assert session.get(Person, user).email_index == index.email("ada@example.com")
     columns = {c.name for table in metadata.tables.values() for c in table.columns}
     assert not {name for name in columns if "mail" in name} - {"email_index"}
-
-    read = use(client, service, user, "service_support", ["correspondence.message"])
-    assert [v["value"] for v in read.json()["values"]] == ["Where is my invoice?"]
 
 
 @pytest.mark.clause("C6", "C7")
@@ -388,7 +402,7 @@ def test_correspondence_from_an_unknown_address_makes_a_correspondent(
 
 
 @pytest.mark.clause("C7")
-def test_a_correspondent_may_sign_up_and_keeps_their_correspondence(
+def test_a_correspondent_who_signs_up_does_not_take_mail_sent_from_the_address(
     client: TestClient, service: Headers
 ) -> None:
     writer = created(
@@ -404,13 +418,13 @@ def test_a_correspondent_may_sign_up_and_keeps_their_correspondence(
     )
     assert user != writer
     read = use(client, service, user, "service_support", ["correspondence.message"])
-    assert [v["value"] for v in read.json()["values"]] == ["Do you offer trials?"]
+    assert read.json()["values"] == []  # joined only once the sender is verified
     later = created(
         post(
             client, service, "correspondence", {"email": "grace@example.com", "message": "Thanks!"}
         )
     )
-    assert later == user
+    assert later == writer
 
 
 # --- Surveys and reviews (C8) ---------------------------------------------------------------
@@ -667,8 +681,8 @@ def test_library_collect_refuses_like_the_api(
 def test_an_address_with_invisible_characters_reaches_the_same_person(
     client: TestClient, service: Headers, db: Database, keys: SqlKeyStore, invisible: str
 ) -> None:
-    user = created(
-        post(client, service, "sign_up", {"name": "Alice Example", "email": "alice@example.com"})
+    first = created(
+        post(client, service, "correspondence", {"email": "alice@example.com", "message": "Hi"})
     )
     letter = post(
         client,
@@ -676,17 +690,24 @@ def test_an_address_with_invisible_characters_reaches_the_same_person(
         "correspondence",
         {"email": f"alice{invisible}@example.com", "message": "Is this my account?"},
     )
-    assert created(letter) == user
-    twice = post(
-        client,
-        service,
-        "sign_up",
-        {"name": "Alice Example", "email": f"{invisible}alice@exam{invisible}ple.com"},
+    assert created(letter) == first
+    user = created(
+        post(client, service, "sign_up", {"name": "Alice Example", "email": "alice@example.com"})
     )
-    assert twice.status_code == 409, twice.text
-    assert twice.json()["error"]["code"] == "email_taken"
+    twice = created(
+        post(
+            client,
+            service,
+            "sign_up",
+            {"name": "Alice Example", "email": f"{invisible}alice@exam{invisible}ple.com"},
+        )
+    )
     index = BlindIndex(keys.index_key())
     assert index.email(f"alice{invisible}@example.com") == index.email("alice@example.com")
+    with db.reading() as session:
+        # The second sign-up is taken for the same address: it does not get it.
+        assert session.get(Person, user).email_index == index.email("alice@example.com")
+        assert session.get(Person, twice).email_index is None
 
 
 NOT_ADDRESSES = ["not-an-address", "alice@", "@example.com", "alice@@example.com"]

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
 
+from charter.audit.models import AuditEntry
 from charter.clock import FixedClock
 from charter.db import Database
 from charter.errors import Conflict, Unprocessable
@@ -164,13 +165,27 @@ def test_sign_up_inherits_the_history_of_the_visitor_ids_it_came_from(
 
 
 @pytest.mark.clause("C16")
-def test_a_second_sign_up_with_the_same_email_is_refused(
-    client: TestClient, service: Headers
+def test_a_second_sign_up_with_an_address_reveals_nothing_and_gets_no_address(
+    client: TestClient, service: Headers, db: Database
 ) -> None:
-    assert sign_up(client, service, "ada@example.com").status_code == 201
+    first = sign_up(client, service, "ada@example.com")
     again = sign_up(client, service, "  ADA@Example.com ")
-    assert again.status_code == 409, again.text
-    assert again.json()["error"]["code"] == "email_taken"
+    fresh = sign_up(client, service, "grace@example.com")
+
+    # Answered as any sign-up: the answer does not tell that the address has an account.
+    assert (first.status_code, again.status_code, fresh.status_code) == (201, 201, 201)
+    assert set(again.json()) == set(fresh.json())
+    assert again.json()["stored_fields"] == fresh.json()["stored_fields"]
+    with db.reading() as session:
+        original = session.get(Person, first.json()["person_id"])
+        second = session.get(Person, again.json()["person_id"])
+        assert original is not None
+        assert second is not None
+        assert (original.email_index is not None, second.email_index) == (True, None)
+        flagged = session.scalars(
+            select(AuditEntry.details).where(AuditEntry.action == "vault:submission:collected")
+        ).all()
+    assert sum('"address_in_use":true' in details for details in flagged) == 1
 
 
 @pytest.mark.clause("C14")

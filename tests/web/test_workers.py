@@ -62,7 +62,7 @@ def test_every_worker_takes_connections_and_sigterm_stops_them_all(
                 "/v1/people/no-such-person/choices",
                 json={"choices": {"purpose:promotional": number % 2 == 0}},
             )
-            assert answer.status_code == 404, answer.text
+            assert answer.status_code == 404, answer.text + running.log.read_text()
         # Sixteen keep-alive connections, spread by the kernel: each worker holds some (the
         # chance that one worker gets all sixteen is 2 in 65,536).
         held = [connections_to(worker, port) for worker in workers]

@@ -40,5 +40,7 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The staff member who minted the key for its holder, when that was someone else.
+    issued_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     staff: Mapped[StaffMember] = relationship(back_populates="keys")

@@ -41,11 +41,15 @@ class Actor:
     key_id: str
     role: str
     permissions: frozenset[str]
+    # The staff member who minted this key for them, if not they themselves.
+    issued_by: int | None = None
 
     @property
     def ref(self) -> str:
-        """How the audit log names this actor: ids only."""
-        return f"staff:{self.staff_id}/key:{self.key_id}"
+        """How the audit log names this actor: ids only; a key minted by another staff member
+        names them too, so that what is done with it is on both."""
+        ref = f"staff:{self.staff_id}/key:{self.key_id}"
+        return ref if self.issued_by is None else f"{ref}/by:staff:{self.issued_by}"
 
 
 @dataclass(frozen=True)
@@ -134,8 +138,11 @@ def create_key(
     actor: str,
     staff_name: str,
     expires_in: dt.timedelta | None = None,
+    issuer: Actor | None = None,
 ) -> IssuedKey:
-    """Issue a key for a staff member. The returned key is the only copy of its secret."""
+    """Issue a key for a staff member. The returned key is the only copy of its secret.
+    `issuer`, the staff member minting it over the API, is recorded as its issuer when the
+    key is for someone else."""
     member = _staff_by_name(session, staff_name)
     if not member.active:
         raise Conflict(f"staff member '{staff_name}' is disabled", code="staff_disabled")
@@ -152,6 +159,7 @@ def create_key(
         staff_id=member.id,
         created_at=now,
         expires_at=expires_at,
+        issued_by=issuer.staff_id if issuer is not None and issuer.staff_id != member.id else None,
     )
     session.add(row)
     record(
@@ -161,7 +169,11 @@ def create_key(
             actor,
             "staff:key:created",
             f"key:{key_id}",
-            details={"staff": member.id, "expires": expires_at is not None},
+            details={
+                "staff": member.id,
+                "expires": expires_at is not None,
+                "issued_by": row.issued_by,
+            },
         ),
     )
     return IssuedKey(f"{KEY_PREFIX}_{key_id}_{secret}", key_id, member.name, expires_at)
@@ -204,6 +216,7 @@ _KEY_LOOKUP = (
         _KEYS.c.staff_id,
         _STAFF.c.active,
         _STAFF.c.role,
+        _KEYS.c.issued_by,
     )
     .join(_STAFF)
     .where(_KEYS.c.key_id == bindparam("key_id"))
@@ -236,7 +249,7 @@ def authenticate(session: Session, clock: Clock, policy: CompiledPolicy, present
     permissions = policy.role_permissions.get(row.role)
     if permissions is None:
         raise refused("the staff member's role is not in the policy", "unknown_role")
-    return Actor(row.staff_id, key_id, row.role, permissions)
+    return Actor(row.staff_id, key_id, row.role, permissions, row.issued_by)
 
 
 def record_permission_denied(

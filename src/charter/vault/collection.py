@@ -19,8 +19,8 @@ from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
 from charter.vault.people import (
     active_owner,
+    correspondent_by_email_index,
     new_person,
-    person_by_email,
     sign_up,
     visitors,
 )
@@ -148,13 +148,23 @@ def _email_field(point: CollectionPoint, fields: Mapping[str, str]) -> str | Non
     return None
 
 
+@dataclass(frozen=True)
+class Reached:
+    """Whom a submission is about: an active owner, and their kind; for a sign-up, whether
+    its address already had an account (see `vault.people.sign_up`)."""
+
+    person_id: str
+    kind: str
+    address_in_use: bool = False
+
+
 def _person_for(
     session: Session,
     clock: Clock,
     index: BlindIndex,
     point: CollectionPoint,
     submission: Submission,
-) -> tuple[str, str]:
+) -> Reached:
     """The person the submission is about (an owner, active), and their kind."""
     if submission.source == "other_source":
         # Enrichment adds to a person Charter already holds; it never creates one (C19).
@@ -163,10 +173,10 @@ def _person_for(
                 "data from another source is about a known person: give person_id",
                 code="person_required",
             )
-        return active_owner(session, submission.person_id)
+        return Reached(*active_owner(session, submission.person_id))
     if point.creates_user:
         visitor_ids = [v for v in (submission.visitor_id, *submission.extra_visitor_ids) if v]
-        user = sign_up(
+        signed = sign_up(
             session,
             clock,
             index,
@@ -174,34 +184,36 @@ def _person_for(
             email=_email_field(point, submission.fields),
             customer_id=submission.customer_id,
         )
-        return user.id, user.kind
+        return Reached(signed.user.id, signed.user.kind, signed.address_in_use)
     if submission.person_id is not None:
-        return active_owner(session, submission.person_id)
+        return Reached(*active_owner(session, submission.person_id))
     separate = next((s for s in point.subjects if s in _SEPARATE_KINDS), None)
     if point.readable_by_roles is not None and separate is not None:
         # Kept apart from customer data (C6): a new person, never linked to a visitor.
-        return new_person(session, clock, separate).id, separate
+        return Reached(new_person(session, clock, separate).id, separate)
     if point.method == "email" and separate is not None:
-        return _sender(session, clock, index, separate, _email_field(point, submission.fields))
+        email = _email_field(point, submission.fields)
+        return Reached(_sender(session, clock, index, separate, email), separate)
     if submission.visitor_id is not None:
         person_id = visitors(session, clock, index, [submission.visitor_id])[submission.visitor_id]
-        return active_owner(session, person_id)
+        return Reached(*active_owner(session, person_id))
     raise Unprocessable(
         "say who the data is about: person_id or visitor_id", code="person_required"
     )
 
 
-def _sender(
-    session: Session, clock: Clock, index: BlindIndex, kind: str, email: str | None
-) -> tuple[str, str]:
-    """Correspondence is kept with the person it came from (C7): found by the blind index of
-    the sender's address, or a new correspondent."""
-    known = person_by_email(session, index, email) if email else None
+def _sender(session: Session, clock: Clock, index: BlindIndex, kind: str, email: str | None) -> str:
+    """Correspondence is kept (C7), filed under a correspondent for the sender's address:
+    anyone can write from any address, so a message is never filed with the account that
+    holds it, nor its id answered, on the sender's word. The service that knows the sender is
+    signed in says so by naming them (`person_id`)."""
+    digest = index.email(email) if email else None
+    known = correspondent_by_email_index(session, digest) if digest else None
     if known is not None:
-        return active_owner(session, known.id)
+        return known
     person = new_person(session, clock, kind)
-    person.email_index = index.email(email) if email else None
-    return person.id, kind
+    person.email_index = digest
+    return person.id
 
 
 def _check_subject(policy: CompiledPolicy, point: CollectionPoint, kind: str) -> None:
@@ -233,8 +245,9 @@ def collect(
     check_fields(point, submission.fields, mandatory=submission.source != "other_source")
     _check_source(policy, point, submission)
     index = BlindIndex(keys.index_key())
-    person_id, kind = _person_for(session, clock, index, point, submission)
-    _check_subject(policy, point, kind)
+    reached = _person_for(session, clock, index, point, submission)
+    _check_subject(policy, point, reached.kind)
+    person_id = reached.person_id
     if submission.gpc:
         record_gpc(session, clock, policy, actor=actor, person_ids=[person_id])
     sealer = keys.sealers([person_id], create=True)[person_id]
@@ -278,6 +291,7 @@ def collect(
                 "fields": present,
                 "source": submission.source,
                 "published": published,
+                **({"address_in_use": True} if reached.address_in_use else {}),
             },
         ),
     )

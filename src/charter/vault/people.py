@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -104,6 +105,22 @@ def person_by_email(session: Session, index: BlindIndex, address: str) -> Person
     return found[0] if found else None
 
 
+def correspondent_by_email_index(session: Session, digest: str) -> str | None:
+    """The correspondent, still apart from any account, who wrote from the address with this
+    blind index before."""
+    return session.scalars(
+        select(Person.id)
+        .where(
+            Person.email_index == digest,
+            Person.kind == "correspondent",
+            Person.merged_into.is_(None),
+            Person.erased_at.is_(None),
+            Person.objected_at.is_(None),
+        )
+        .order_by(Person.created_at, Person.id)
+    ).first()
+
+
 def owner_of(session: Session, person_id: str) -> Person:
     """The person whose data this is: the user a visitor or correspondent was merged into."""
     person = get_person(session, person_id)
@@ -143,6 +160,13 @@ def active_owner(session: Session, person_id: str) -> tuple[str, str]:
     return person_id, str(row.kind)
 
 
+@dataclass(frozen=True)
+class SignedUp:
+    user: Person
+    # Someone signed up with the address before: this user does not get it (see `sign_up`).
+    address_in_use: bool
+
+
 def sign_up(
     session: Session,
     clock: Clock,
@@ -151,12 +175,16 @@ def sign_up(
     visitor_ids: list[str],
     email: str | None,
     customer_id: str | None,
-) -> Person:
-    """Create the user; the history of the visitor ids they signed up from becomes theirs,
-    and so does the correspondence sent from their address before (C7, C14)."""
+) -> SignedUp:
+    """Create the user; the history of the visitor ids they signed up from becomes theirs
+    (C14). Correspondence sent from their address before stays apart: anyone can write from
+    any address, so it joins them only once the sender is verified.
+
+    A sign-up with an address someone signed up with before is answered as any other (the
+    answer must not tell whether an address has an account), but the address stays with the
+    first account: this user is found by no e-mail, and the attempt is audited."""
     holders = people_by_email(session, index, email) if email is not None else []
-    if any(person.kind == "user" for person in holders):
-        raise Conflict("someone has already signed up with that e-mail address", code="email_taken")
+    address_in_use = any(person.kind == "user" for person in holders)
     linked_ids = list(visitors(session, clock, index, visitor_ids).values())
     # Locked, as an erasure locks them (see `vault.erasure`): the merge below and an erasure
     # of one of these visitors take turns.
@@ -171,15 +199,14 @@ def sign_up(
                 "a visitor id already belongs to a signed-up user", code="visitor_taken"
             )
     user = new_person(session, clock, "user", customer_id=customer_id)
-    user.email_index = index.email(email) if email is not None else None
+    if email is not None and not address_in_use:
+        user.email_index = index.email(email)
     session.flush()
-    correspondents = [p for p in holders if p.kind == "correspondent" and p.objected_at is None]
-    adopted = [*linked, *correspondents]
-    for person in adopted:
+    for person in linked:
         person.merged_into = user.id
     # Choices made before sign-up (a GPC signal, a cookie banner) still hold for the user.
-    carry_choices(session, [person.id for person in adopted], user.id)
-    return user
+    carry_choices(session, [person.id for person in linked], user.id)
+    return SignedUp(user, address_in_use)
 
 
 def household(session: Session, person_id: str) -> list[str]:

@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from charter.errors import CharterError, Unauthenticated
@@ -99,6 +101,17 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # The database did not answer, or the pool had no connection to give in time: a state of
+    # the service, not a mistake of the request. The caller may retry.
+    log.warning("the database is unavailable: %s", type(exc).__name__)
+    response = error_response(
+        503, "database_unavailable", "the database is not answering; retry in a moment"
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error: %s", type(exc).__name__)
     response = error_response(500, "internal_error", "Charter could not complete the request")
@@ -132,4 +145,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CharterError, _charter_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -56,6 +56,7 @@ class Guard:
 
 
 _OPEN = Guard((), SMALL_BODY_BYTES)
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _unauthenticated(failure: AuthenticationFailed) -> Response:
@@ -85,6 +86,8 @@ class Gate:
         # table of routes (as served, included routers flattened) and their guards is made
         # again whenever the router's routes change.
         self._built_for: tuple[int, ...] = ()
+        # Requests with a body being read or served now (one event loop: a plain counter).
+        self._bodies = 0
         self._table: list[tuple[RouteContext, Guard]] = []
 
     def _guard(self, scope: Scope) -> tuple[str | None, Guard]:
@@ -102,6 +105,23 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("method") in _BODILESS:
+            await self._serve(scope, receive, send)
+            return
+        if self._bodies >= self._runtime.settings.max_concurrent_bodies:
+            # Each body read is held in memory until its request is done: past the limit, a
+            # sender is told to come back rather than let memory grow without bound.
+            response = error_response(503, "overloaded", "too many requests at once; retry")
+            response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        self._bodies += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self._bodies -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         route, guard = self._guard(scope)
         limit = min(guard.body_bytes, self._runtime.settings.max_body_bytes)
         refusal = declared_length_refusal(scope, limit)

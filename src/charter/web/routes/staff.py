@@ -73,12 +73,18 @@ def disable_staff(actor: Manager, name: StaffInPath, runtime: RuntimeDep) -> dic
 
 @router.post("/staff/{name}/keys", status_code=201)
 def create_key(
-    actor: Manager, name: StaffInPath, body: NewKey, runtime: RuntimeDep
+    actor: Manager, name: StaffInPath, runtime: RuntimeDep, body: NewKey | None = None
 ) -> dict[str, Any]:
+    body = body or NewKey()
     with runtime.db.writing() as session:
         expires = dt.timedelta(days=body.expires_in_days) if body.expires_in_days else None
         issued = service.create_key(
-            session, runtime.clock, actor=actor.ref, staff_name=name, expires_in=expires
+            session,
+            runtime.clock,
+            actor=actor.ref,
+            staff_name=name,
+            expires_in=expires,
+            issuer=actor,
         )
         return {"key": issued.key, "key_id": issued.key_id, "expires_at": issued.expires_at}
 
