@@ -31,9 +31,10 @@ e = some(where (p.eft == allow))
 m = r.sub == p.sub && r.obj == p.obj && r.act == p.act
 """
 
-NO_CHOICE = PersonState()
-OPTED_OUT = PersonState(choices={"purpose:promotional": False})
-GPC = PersonState(choices={"gpc": True})
+NO_CHOICE = PersonState(kind="user")
+OPTED_OUT = PersonState(choices={"purpose:promotional": False}, kind="user")
+GPC = PersonState(choices={"gpc": True}, kind="user")
+APPLICANT = PersonState(kind="job_applicant")  # recruiters use applicants' data only
 # (role, purpose, category, person, the answer's code): allowed and refused cases, as a
 # service asks them.
 QUERIES: tuple[tuple[str, str, str, PersonState, str], ...] = (
@@ -49,7 +50,7 @@ QUERIES: tuple[tuple[str, str, str, PersonState, str], ...] = (
         NO_CHOICE,
         "purpose_may_not_use_category",
     ),
-    ("recruiter", "described_obligations", "employment.application", NO_CHOICE, "allowed"),
+    ("recruiter", "described_obligations", "employment.application", APPLICANT, "allowed"),
     ("privacy_officer", "fraud_and_legal", "network.ip", NO_CHOICE, "allowed"),  # last role
 )
 REPEAT = 125  # QUERIES x REPEAT = 1,000 calls per timed batch of decide()
