@@ -1,9 +1,8 @@
-"""The vault: log events in through the library and over HTTP, erasing a person, and saving a
-person's choices over HTTP.
+"""The vault: log events in through the library and over HTTP, and erasing a person.
 
-The HTTP benchmarks drive a `charter serve` subprocess through a few lines of HTTP/1.1 of
-their own (bench/client.py speaks GET only), so that the client costs as little as possible
-on a machine whose cores it shares with the server.
+The HTTP benchmark drives a `charter serve` subprocess through bench/client.py's few lines of
+HTTP/1.1, so that the client costs as little as possible on a machine whose cores it shares
+with the server.
 """
 
 from __future__ import annotations
@@ -15,13 +14,14 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.client import Api, close, exchange, expect
 from bench.databases import temporary_sqlite
-from bench.harness import Result, Run, benchmark, latency_results, median
-from bench.instance import HOST, Instance
+from bench.harness import Result, Run, benchmark, median
+from bench.instance import Instance
 from charter.clock import SystemClock
 from charter.db import Database, bulk_insert, make_engine, utc_text
 from charter.policy.compiled import CompiledPolicy, compile_policy
@@ -56,13 +56,6 @@ HTTP_SECONDS = 5.0
 
 ERASE_RECORDS = 100_000
 ERASE_RUNS = 3
-
-CHOICE_PEOPLE = 1_000
-CHOICE_REQUESTS = 1_000
-CHOICE_WARMUP = 50
-CHOICE_CONNECTIONS = 10
-CHOICE_SECONDS = 5.0
-CHOICE_BODY = json.dumps({"choices": {"purpose:promotional": False}}).encode()
 
 
 def _policy() -> CompiledPolicy:
@@ -246,51 +239,6 @@ class _ExecutemanyAnchor:
 # ---------------------------------------------------------------- HTTP, from outside
 
 
-@dataclass(frozen=True)
-class _Api:
-    """Where the server answers, and the bearer key to present."""
-
-    port: int
-    key: str
-
-    def request(self, method: str, path: str, body: bytes) -> bytes:
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
-            f"Authorization: Bearer {self.key}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        return head.encode() + body
-
-    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection(HOST, self.port)
-
-
-async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> tuple[int, bytes]:
-    """Send one request on a keep-alive connection; its status and body."""
-    writer.write(request)
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    body = await reader.readexactly(length)
-    return int(lines[0].split(b" ", 2)[1]), body
-
-
-def _expect(status: int, body: bytes, wanted: int, what: str) -> None:
-    if status != wanted:
-        raise RuntimeError(f"{what} answered {status}: {body[:300].decode(errors='replace')}")
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    await writer.wait_closed()
-
-
 # ---------------------------------------------------------------- ingest.http
 
 
@@ -304,7 +252,7 @@ def ingest_http(run: Run) -> Iterator[Result]:
         key = instance.staff_key("bench-service", role="service_client")
         run.step("starting the server")
         with instance.serve(workers=SERVER_WORKERS) as served:
-            api = _Api(served.port, key)
+            api = Api(served.port, key)
             events = _http_events()
             run.step(f"warm-up batch creating {VISITORS:,} visitors (not timed)")
             asyncio.run(_post_batches(api, events, connections=1, duration_s=0.0, tag="w"))
@@ -350,7 +298,7 @@ def _http_events() -> bytes:
 
 
 async def _post_batches(
-    api: _Api, events: bytes, *, connections: int, duration_s: float, tag: str
+    api: Api, events: bytes, *, connections: int, duration_s: float, tag: str
 ) -> tuple[int, int, float]:
     """Post batches on `connections` connections until `duration_s` has passed (at least
     one each); the events stored, the batches, and the seconds taken."""
@@ -363,17 +311,15 @@ async def _post_batches(
     return sum(stored for stored, _ in counts), sum(sent for _, sent in counts), seconds
 
 
-async def _post_on_one(api: _Api, events: bytes, deadline: float, tag: str) -> tuple[int, int]:
+async def _post_on_one(api: Api, events: bytes, deadline: float, tag: str) -> tuple[int, int]:
     reader, writer = await api.connect()
     stored = sent = 0
     try:
         while True:
             batch_key = f"bench-{tag}-{sent:08d}".encode()
             body = b'{"idempotency_key":"' + batch_key + b'","events":' + events + b"}"
-            status, answer = await _exchange(
-                reader, writer, api.request("POST", "/v1/events", body)
-            )
-            _expect(status, answer, 200, "POST /v1/events")
+            status, answer = await exchange(reader, writer, api.request("POST", "/v1/events", body))
+            expect(status, answer, 200, "POST /v1/events")
             receipt = json.loads(answer)
             if receipt["duplicate"]:
                 raise RuntimeError(f"batch {batch_key.decode()} was taken for a duplicate")
@@ -382,7 +328,7 @@ async def _post_on_one(api: _Api, events: bytes, deadline: float, tag: str) -> t
             if time.perf_counter() >= deadline:
                 return stored, sent
     finally:
-        await _close(writer)
+        await close(writer)
 
 
 # ---------------------------------------------------------------- erase
@@ -551,125 +497,3 @@ def _check_erased(
         )
         if left.scalar_one() != 0:
             raise RuntimeError("records of the erased person are left")
-
-
-# ---------------------------------------------------------------- choices.put
-
-CHOICES = ("choices.put.p50_ms", "choices.put.p99_ms", "choices.put.rps")
-FIDES = (
-    "for context, the open-source Fides consent save, measured on this kind of machine: "
-    "55-60 req/s, p50 16-19 ms (not measured here)"
-)
-
-
-@benchmark(*CHOICES)
-def choices_put(run: Run) -> Iterator[Result]:
-    """`PUT /v1/people/{id}/choices` against `charter serve`: latency with one client, and
-    requests per second with ten."""
-    run.step("charter init")
-    with Instance.temporary() as instance:
-        run.step("adding a service_client and its key")
-        key = instance.staff_key("bench-service", role="service_client")
-        run.step("starting the server")
-        with instance.serve(workers=SERVER_WORKERS) as served:
-            api = _Api(served.port, key)
-            run.step(f"signing up {CHOICE_PEOPLE:,} people (not timed)")
-            people = asyncio.run(_sign_up(api, CHOICE_PEOPLE))
-            if run.wants_any("choices.put.p50_ms", "choices.put.p99_ms"):
-                run.step(f"{CHOICE_REQUESTS:,} x PUT choices, one at a time")
-                latencies = asyncio.run(_time_puts(api, people))
-                note = (
-                    f"{CHOICE_REQUESTS:,} sequential PUTs on one keep-alive connection, one "
-                    f"person after another out of {CHOICE_PEOPLE:,}; {FIDES}"
-                )
-                yield from latency_results(run, "choices.put", latencies, note, p50_target=3)
-            if run.wants("choices.put.rps"):
-                run.step(
-                    f"PUT choices on {CHOICE_CONNECTIONS} connections for {CHOICE_SECONDS:.0f} s"
-                )
-                done, seconds = asyncio.run(_load_puts(api, people))
-                yield Result(
-                    "choices.put.rps",
-                    done / seconds,
-                    "req/s",
-                    higher_is_better=True,
-                    target=600,
-                    note=f"{CHOICE_CONNECTIONS} clients (keep-alive connections) for "
-                    f"{seconds:.1f} s, {done:,} PUTs answered 200, `charter serve` with "
-                    f"CHARTER_WORKERS={SERVER_WORKERS} on SQLite; {FIDES}",
-                )
-
-
-async def _sign_up(api: _Api, count: int) -> list[str]:
-    """Sign up `count` people through POST /v1/collect, four at a time; their ids."""
-    people: list[str] = []
-    numbers = iter(range(count))
-
-    async def worker() -> None:
-        reader, writer = await api.connect()
-        try:
-            for number in numbers:
-                body = json.dumps(
-                    {
-                        "collection_point": "sign_up",
-                        "person": {"visitor_id": f"bench-choices-{number}"},
-                        "fields": {
-                            "name": f"Bench Person {number}",
-                            "email": f"bench{number}@example.com",
-                        },
-                    }
-                ).encode()
-                status, answer = await _exchange(
-                    reader, writer, api.request("POST", "/v1/collect", body)
-                )
-                _expect(status, answer, 201, "POST /v1/collect")
-                people.append(json.loads(answer)["person_id"])
-        finally:
-            await _close(writer)
-
-    await asyncio.gather(*(worker() for _ in range(4)))
-    return people
-
-
-async def _time_puts(api: _Api, people: Sequence[str]) -> list[float]:
-    requests = [
-        api.request("PUT", f"/v1/people/{people[n % len(people)]}/choices", CHOICE_BODY)
-        for n in range(CHOICE_WARMUP + CHOICE_REQUESTS)
-    ]
-    latencies = []
-    reader, writer = await api.connect()
-    try:
-        for number, request in enumerate(requests):
-            started = time.perf_counter()
-            status, answer = await _exchange(reader, writer, request)
-            elapsed = (time.perf_counter() - started) * 1000
-            _expect(status, answer, 200, "PUT choices")
-            if number >= CHOICE_WARMUP:
-                latencies.append(elapsed)
-    finally:
-        await _close(writer)
-    return latencies
-
-
-async def _load_puts(api: _Api, people: Sequence[str]) -> tuple[int, float]:
-    requests = [
-        api.request("PUT", f"/v1/people/{person}/choices", CHOICE_BODY) for person in people
-    ]
-    started = time.perf_counter()
-    deadline = started + CHOICE_SECONDS
-
-    async def client(first: int) -> int:
-        done = 0
-        reader, writer = await api.connect()
-        try:
-            while time.perf_counter() < deadline:
-                request = requests[(first + done * CHOICE_CONNECTIONS) % len(requests)]
-                status, answer = await _exchange(reader, writer, request)
-                _expect(status, answer, 200, "PUT choices")
-                done += 1
-        finally:
-            await _close(writer)
-        return done
-
-    counts = await asyncio.gather(*(client(n) for n in range(CHOICE_CONNECTIONS)))
-    return sum(counts), time.perf_counter() - started

@@ -1,5 +1,6 @@
 """A small HTTP/1.1 client for measuring a server from outside: a one-off GET, the latencies
-of GETs sent one after another, and a load of keep-alive connections sending GET after GET.
+of GETs sent one after another, a load of keep-alive connections sending GET after GET, and
+requests with a body and a bearer key on keep-alive connections (`Api`, `exchange`).
 
 It speaks just enough HTTP (GET, a status line, Content-Length) to cost the client as little
 as possible: with httpx on two cores the client, not the server, was the limit (about 400
@@ -137,3 +138,49 @@ def _content_length(header_lines: list[bytes]) -> int:
         if name.strip().lower() == b"content-length":
             return int(value)
     raise RuntimeError("the server answered without Content-Length; this client cannot read it")
+
+
+@dataclass(frozen=True)
+class Api:
+    """Where the server answers, and the bearer key to present."""
+
+    port: int
+    key: str
+    host: str = "127.0.0.1"
+
+    def request(self, method: str, path: str, body: bytes) -> bytes:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {self.key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(self.host, self.port)
+
+
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send one request on a keep-alive connection; its status and body."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length)
+    return int(lines[0].split(b" ", 2)[1]), body
+
+
+def expect(status: int, body: bytes, wanted: int, what: str) -> None:
+    if status != wanted:
+        raise RuntimeError(f"{what} answered {status}: {body[:300].decode(errors='replace')}")
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    await writer.wait_closed()

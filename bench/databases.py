@@ -39,8 +39,8 @@ def temporary_sqlite() -> Iterator[tuple[Database, Path]]:
 
 
 @contextlib.contextmanager
-def temporary_postgres() -> Iterator[Database]:
-    """A migrated database of our own on the local PostgreSQL, dropped afterwards.
+def empty_postgres() -> Iterator[str]:
+    """The URL of an empty database of our own on the local PostgreSQL, dropped afterwards.
 
     Raises `DatabaseUnavailable` if the server does not answer.
     """
@@ -55,17 +55,26 @@ def temporary_postgres() -> Iterator[Database]:
         control.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         control.execute(f'CREATE DATABASE "{name}"')
         try:
-            url = admin.set(database=name).render_as_string(hide_password=False)
-            home = Path(tempfile.mkdtemp(prefix="charter-bench-"))
-            try:
-                db = open_database(
-                    Settings.from_env({"CHARTER_HOME": str(home), "CHARTER_DATABASE_URL": url})
-                )
-                try:
-                    yield db
-                finally:
-                    db.dispose()
-            finally:
-                shutil.rmtree(home, ignore_errors=True)
+            yield admin.set(database=name).render_as_string(hide_password=False)
         finally:
             control.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def temporary_postgres() -> Iterator[Database]:
+    """A migrated database of our own on the local PostgreSQL, dropped afterwards.
+
+    Raises `DatabaseUnavailable` if the server does not answer.
+    """
+    with empty_postgres() as url:
+        home = Path(tempfile.mkdtemp(prefix="charter-bench-"))
+        try:
+            db = open_database(
+                Settings.from_env({"CHARTER_HOME": str(home), "CHARTER_DATABASE_URL": url})
+            )
+            try:
+                yield db
+            finally:
+                db.dispose()
+        finally:
+            shutil.rmtree(home, ignore_errors=True)

@@ -76,26 +76,35 @@ class Server:
         total += sum(child.memory_info().rss for child in root.children(recursive=True))
         return total / (1024 * 1024)
 
+    def worker_rss_mb(self) -> float:
+        """Resident memory of the largest process that serves requests, in MiB: the server
+        itself when it runs one worker, else the largest of its worker processes."""
+        root = psutil.Process(self.process.pid)
+        processes = root.children(recursive=True) or [root]
+        return max(process.memory_info().rss for process in processes) / (1024 * 1024)
+
 
 class Instance:
-    """A Charter home in a temporary folder, already `charter init`-ed, on SQLite."""
+    """A Charter home in a temporary folder, already `charter init`-ed, on SQLite unless
+    `settings` name another database (CHARTER_DATABASE_URL)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, settings: dict[str, str]) -> None:
         self.home = home
+        self.settings = settings
 
     @classmethod
     @contextlib.contextmanager
-    def temporary(cls) -> Iterator[Instance]:
+    def temporary(cls, **settings: str) -> Iterator[Instance]:
         folder = Path(tempfile.mkdtemp(prefix="charter-bench-"))
         try:
-            instance = cls(folder / "home")
+            instance = cls(folder / "home", settings)
             instance.cli("init")
             yield instance
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
     def env(self, **settings: str) -> dict[str, str]:
-        return clean_env(CHARTER_HOME=str(self.home), **settings)
+        return clean_env(CHARTER_HOME=str(self.home), **{**self.settings, **settings})
 
     def cli(self, *args: str) -> str:
         return run_charter(*args, env=self.env())
@@ -106,7 +115,9 @@ class Instance:
         return str(json.loads(self.cli("keys", "create", "--staff", name, "--json"))["key"])
 
     @contextlib.contextmanager
-    def serve(self, *, timeout_s: float = 30.0, workers: int = 1) -> Iterator[Server]:
+    def serve(
+        self, *, timeout_s: float = 30.0, workers: int = 1, **settings: str
+    ) -> Iterator[Server]:
         """Start `charter serve`, wait until GET /healthz answers 200, and stop it afterwards.
 
         `start_s` runs from just before the process is launched to the first healthy answer,
@@ -114,7 +125,9 @@ class Instance:
         """
         port = free_port()
         log_path = self.home / f"serve-{port}.log"
-        env = self.env(CHARTER_HOST=HOST, CHARTER_PORT=str(port), CHARTER_WORKERS=str(workers))
+        env = self.env(
+            CHARTER_HOST=HOST, CHARTER_PORT=str(port), CHARTER_WORKERS=str(workers), **settings
+        )
         with log_path.open("wb") as log:
             started = time.perf_counter()
             process = subprocess.Popen(

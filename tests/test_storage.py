@@ -19,8 +19,10 @@ from typer.testing import CliRunner, Result
 
 from charter import migrations
 from charter.audit.chain import verify_chain
+from charter.boot import create_master_key, open_database, open_keystore
 from charter.cli.main import build_app
 from charter.db import Database, make_engine
+from charter.settings import Settings, SettingsError
 from charter.tables import metadata
 from tests.serving import CHARTER
 
@@ -255,3 +257,32 @@ def test_staff_and_key_changes_are_audited_without_secrets(
     assert issued["key_id"] in everything
     assert secret not in everything
     assert master_key not in everything
+
+
+@pytest.mark.parametrize(("given", "pragma"), [(None, 1), ("normal", 1), ("FULL", 2)])
+def test_sqlite_commits_are_synced_as_charter_sqlite_synchronous_says(
+    tmp_path: Path, given: str | None, pragma: int
+) -> None:
+    """NORMAL (1) keeps acknowledged writes through a killed process; FULL (2) through a
+    power cut too. Both the data and the key store follow the setting."""
+    env = {"CHARTER_HOME": str(tmp_path)}
+    if given is not None:
+        env["CHARTER_SQLITE_SYNCHRONOUS"] = given
+    settings = Settings.from_env(env)
+    db = open_database(settings)
+    create_master_key(settings)
+    keys = open_keystore(settings).engine
+    try:
+        for engine in (db.engine, keys):
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == pragma
+    finally:
+        db.dispose()
+        keys.dispose()
+
+
+def test_an_unknown_sqlite_synchronous_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(
+        SettingsError, match="CHARTER_SQLITE_SYNCHRONOUS must be one of normal, full"
+    ):
+        Settings.from_env({"CHARTER_HOME": str(tmp_path), "CHARTER_SQLITE_SYNCHRONOUS": "off"})

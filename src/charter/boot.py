@@ -116,7 +116,9 @@ def load_compiled(settings: Settings) -> tuple[CompiledPolicy, str]:
 def open_database(settings: Settings, *, pooled: bool = True) -> Database:
     """The database, migrated. Unpooled, each unit of work opens and closes its connection."""
     try:
-        db = Database.connect(settings.database_url, pooled=pooled)
+        db = Database.connect(
+            settings.database_url, pooled=pooled, sqlite_synchronous=settings.sqlite_synchronous
+        )
     except DatabaseUnavailable as exc:
         raise StartupError(str(exc)) from None
     try:
@@ -212,7 +214,7 @@ def open_keystore(settings: Settings) -> SqlKeyStore:
 
 def _keystore_engine(settings: Settings) -> Engine:
     try:
-        return make_engine(settings.keystore_url)
+        return make_engine(settings.keystore_url, sqlite_synchronous=settings.sqlite_synchronous)
     except DatabaseUnavailable as exc:
         raise StartupError(f"key store: {exc}") from None
 

@@ -113,7 +113,9 @@ def _file_lock(path: Path | None) -> Iterator[None]:
             os.close(descriptor)  # closing releases the lock
 
 
-def _sqlite_pragmas(setup_lock: Path | None, dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(
+    setup_lock: Path | None, synchronous: str, dbapi_connection: Any, _record: Any
+) -> None:
     # Take transaction control from the driver, so that `begin` below decides how to begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -124,8 +126,8 @@ def _sqlite_pragmas(setup_lock: Path | None, dbapi_connection: Any, _record: Any
     with _file_lock(setup_lock):
         cursor.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode: a committed transaction survives a crash of the process (SIGKILL);
-    # only a power loss may undo the last commits, which FULL would also keep.
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # only a power loss may undo the last commits, which FULL (an fsync per commit) keeps.
+    cursor.execute(f"PRAGMA synchronous={_SYNCHRONOUS[synchronous]}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # 32 MiB of page cache per connection (the default is 2 MiB): batch inserts touch many
     # index pages.
@@ -136,12 +138,15 @@ def _sqlite_pragmas(setup_lock: Path | None, dbapi_connection: Any, _record: Any
     cursor.close()
 
 
+_SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+
+
 def _sqlite_begin(connection: Connection) -> None:
     mode = "IMMEDIATE" if connection.get_execution_options().get("charter_write") else "DEFERRED"
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "normal", **kwargs: Any) -> Engine:
     """An engine for `url`, set up for Charter (WAL and explicit BEGIN on SQLite).
 
     Raises `DatabaseUnavailable` for a URL that names no usable database.
@@ -151,7 +156,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     except (ArgumentError, ValueError):
         raise DatabaseUnavailable(f"not a database URL: {safe_url(url)!r}") from None
     try:
-        return _create_engine(parsed, **kwargs)
+        return _create_engine(parsed, sqlite_synchronous, **kwargs)
     except ArgumentError:  # NoSuchModuleError included: a dialect SQLAlchemy does not know
         raise DatabaseUnavailable(
             f"not a database Charter can use: {safe_url(url)} (use sqlite:/// or postgresql://)"
@@ -174,7 +179,7 @@ def _sqlite_file(url: URL) -> Path | None:
     return None
 
 
-def _create_engine(url: URL, **kwargs: Any) -> Engine:
+def _create_engine(url: URL, sqlite_synchronous: str, **kwargs: Any) -> Engine:
     # A statement's parameters are personal data and blind indexes: never in an error message,
     # hence never in a log.
     kwargs.setdefault("hide_parameters", True)
@@ -187,13 +192,19 @@ def _create_engine(url: URL, **kwargs: Any) -> Engine:
                 os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         setup_lock = Path(f"{file}-setup.lock") if file is not None else None
-        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, setup_lock))
+        event.listen(
+            engine, "connect", functools.partial(_sqlite_pragmas, setup_lock, sqlite_synchronous)
+        )
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
         # An unreachable host fails in seconds rather than after the system's TCP timeout.
         kwargs["connect_args"] = {"connect_timeout": 10, **kwargs.get("connect_args", {})}
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No ping before each checkout: it is a round trip in every unit of work. A connection the
+    # server dropped (a restart) fails its statement as a disconnect instead, and SQLAlchemy
+    # then discards every connection of the pool made before it, so the next units of work
+    # connect afresh; the Gate reads a key again once on such a failure (web/gate.py).
+    return create_engine(url, **kwargs)
 
 
 def failure_reason(exc: DBAPIError, url: str) -> str:
@@ -253,15 +264,31 @@ class Database:
         self._write = sessionmaker(
             bind=engine.execution_options(charter_write=True), expire_on_commit=False
         )
+        # One read statement needs no transaction around it: on PostgreSQL that saves the
+        # BEGIN and ROLLBACK round trips. SQLite keeps its explicit BEGIN (see `_sqlite_begin`).
+        self._glance = (
+            self._read
+            if self.is_sqlite
+            else sessionmaker(
+                bind=engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
+        )
         self._writers = _SqliteWriters(_sqlite_file(engine.url)) if self.is_sqlite else None
         # The connection `quick_reading` keeps for itself, opened on first use.
         self._quick: Connection | None = None
         self._quick_lock = threading.Lock()
 
     @classmethod
-    def connect(cls, url: str, *, pooled: bool = True) -> Database:
-        """Open the database at `url` and check that it answers."""
-        engine = make_engine(url) if pooled else make_engine(url, poolclass=NullPool)
+    def connect(
+        cls, url: str, *, pooled: bool = True, sqlite_synchronous: str = "normal"
+    ) -> Database:
+        """Open the database at `url` and check that it answers (`sqlite_synchronous`: see
+        `Settings`)."""
+        options: dict[str, Any] = {"sqlite_synchronous": sqlite_synchronous}
+        if not pooled:
+            options["poolclass"] = NullPool
+        engine = make_engine(url, **options)
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
@@ -288,6 +315,13 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextlib.contextmanager
+    def glancing(self) -> Iterator[Session]:
+        """A session for a single read statement, which on PostgreSQL runs outside any
+        transaction; it never commits."""
+        with self._glance() as session:
+            yield session
 
     @property
     def reads_quickly(self) -> bool:

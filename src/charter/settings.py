@@ -31,7 +31,7 @@ class Settings:
     master_key_file: Path
     max_body_bytes: int
     body_timeout_s: float
-    max_concurrent_bodies: int
+    max_buffered_bytes: int
     auth_failures_per_minute: int
     public_requests_per_minute: int
     allowed_origins: frozenset[str]
@@ -44,6 +44,9 @@ class Settings:
     # X-Forwarded-For and X-Forwarded-Proto are believed from `trusted_proxies` only.
     behind_proxy: bool = False
     trusted_proxies: tuple[str, ...] = ()
+    # SQLite's `synchronous` in WAL mode: "normal" keeps every acknowledged write through a
+    # killed process, "full" also through a power cut (an fsync per commit).
+    sqlite_synchronous: str = "normal"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,8 +76,8 @@ class Settings:
                 env, "CHARTER_MAX_BODY_BYTES", 16 * 1024 * 1024, low=1024, high=2**31
             ),
             body_timeout_s=_int(env, "CHARTER_BODY_TIMEOUT_S", 30, low=1, high=3600),
-            max_concurrent_bodies=_int(
-                env, "CHARTER_MAX_CONCURRENT_BODIES", 64, low=1, high=100_000
+            max_buffered_bytes=_int(
+                env, "CHARTER_MAX_BUFFERED_BYTES", 64 * 1024 * 1024, low=1024, high=2**40
             ),
             auth_failures_per_minute=_int(
                 env, "CHARTER_AUTH_FAILURES_PER_MINUTE", 60, low=1, high=1_000_000
@@ -83,6 +86,7 @@ class Settings:
             tls_key=tls_key,
             behind_proxy=_flag(env, "CHARTER_BEHIND_PROXY"),
             trusted_proxies=_addresses(env, "CHARTER_TRUSTED_PROXIES", ("127.0.0.1", "::1")),
+            sqlite_synchronous=_choice(env, "CHARTER_SQLITE_SYNCHRONOUS", ("normal", "full")),
         )
 
     @property
@@ -102,6 +106,16 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (the first when unset), case aside."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return allowed[0]
+    if raw not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
 
 
 def _origins(raw: str) -> frozenset[str]:

@@ -32,8 +32,9 @@ MIDDLE = [2, 10, 19]
 
 
 def build_chain(db: Database, clock: FixedClock, length: int = LENGTH) -> list[int]:
-    """Append `length` distinct entries, one per transaction; return their sequence numbers."""
-    seqs = []
+    """Append `length` distinct entries, one per transaction; return their sequence numbers
+    (an entry takes its place in the chain as its transaction commits)."""
+    entries = []
     for number in range(length):
         clock.advance(dt.timedelta(seconds=1))
         with db.writing() as session:
@@ -48,8 +49,8 @@ def build_chain(db: Database, clock: FixedClock, length: int = LENGTH) -> list[i
                     details={"number": number, "note": f"n{number}"},
                 ),
             )
-            seqs.append(entry.seq)
-    return seqs
+        entries.append(entry)
+    return [int(entry.seq or 0) for entry in entries]
 
 
 def verify(db: Database, against: Checkpoint | None = None, batch: int = 20000) -> Any:

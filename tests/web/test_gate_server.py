@@ -113,3 +113,49 @@ def test_a_slow_body_with_a_key_gets_408(environment: dict[str, str], running: S
 
     assert status_of(answer) == 408
     assert b"body_timeout" in answer or b"408" in answer
+
+
+def test_bodies_past_the_memory_budget_are_told_to_come_back_and_small_ones_still_pass(
+    environment: dict[str, str], server: Callable[[], Server]
+) -> None:
+    environment["CHARTER_BODY_TIMEOUT_S"] = "3"
+    environment["CHARTER_MAX_BUFFERED_BYTES"] = str(200 * 1024)
+    charter(environment, "init")
+    running = server()
+    key = service_key(environment)["Authorization"]
+    held = threading.Event()
+    slow: list[bytes] = []
+    # A keyed sign-up announcing 150 KiB and sending a little of it holds its reservation.
+    holder = threading.Thread(
+        target=lambda: slow.append(
+            raw_request(
+                running.base,
+                head_of("POST /v1/collect HTTP/1.1", Authorization=key, Content_Length=150_000),
+                [b'{"collection_point": '],
+                pause=held,
+            )
+        )
+    )
+    holder.start()
+    try:
+        for _ in range(100):  # a 422 here: the held request was not yet taken in
+            big = raw_request(
+                running.base,
+                head_of("POST /v1/collect HTTP/1.1", Authorization=key, Content_Length=100_000),
+                [b" " * 100_000],
+            )
+            if status_of(big) == 503:
+                break
+        small = httpx.put(
+            f"{running.base}/v1/people/nobody/choices",
+            headers={"Authorization": key},
+            json={"choices": {"cookie:performance": False}},
+            timeout=10,
+        )
+    finally:
+        held.set()
+        holder.join(timeout=30)
+
+    assert status_of(big) == 503
+    assert b"Retry-After: 1" in big or b"retry-after: 1" in big
+    assert small.status_code == 404  # past the door: the person is unknown, not "overloaded"

@@ -1,7 +1,8 @@
 """Append to the hash-chained audit log, and verify it.
 
-Each entry's hash covers its own fields and the previous entry's hash. Appends run in the
-caller's transaction (the same one as the change they record) and lock the head row first.
+Each entry's hash covers its own fields and the previous entry's hash. Entries are recorded
+in the caller's transaction (the same one as the change they record) and placed at the end of
+the chain as it commits, under the head row's lock, held only for that moment.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from charter.audit.models import AuditEntry, AuditHead
@@ -69,13 +71,70 @@ _MOVE_HEAD = _HEAD_TABLE.update().where(_HEAD_TABLE.c.id == 1)
 _APPEND = _ENTRY_TABLE.insert()
 
 
-@dataclass(frozen=True)
+@dataclass
 class Appended:
-    """Where an appended entry landed in the chain."""
+    """An entry recorded in a transaction. It takes its place in the chain (`seq`,
+    `prev_hash`, `hash`) as the transaction commits: the chain's head is held only for that
+    moment, not for the whole transaction (DESIGN.md, "One audit chain, many writers")."""
 
-    seq: int
-    prev_hash: str
-    hash: str
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    details: str
+    at: str
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+
+# Where a session keeps the entries of its transaction until it commits.
+_PENDING = "charter_audit_pending"
+
+
+def record(session: Session, clock: Clock, event: Event) -> Appended:
+    """Record one entry in the session's transaction; it commits with the change it
+    records, and takes its place in the chain then."""
+    return record_many(session, clock, [event])[-1]
+
+
+def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list[Appended]:
+    """Record several entries in one transaction, in order."""
+    at = utc_text(clock.now())
+    entries = []
+    for event in events:
+        # The hash joins the fields with this separator; were it inside a field, text could
+        # move from one field to the next without changing the hash.
+        if any(_SEP in field for field in (event.actor, event.action, event.target, event.outcome)):
+            raise ValueError(
+                "an audit entry's actor, action, target and outcome may not contain U+001F"
+            )
+        entries.append(
+            Appended(
+                event.actor,
+                event.action,
+                event.target,
+                event.outcome,
+                canonical_details(event.details),
+                at,
+            )
+        )
+    session.info.setdefault(_PENDING, []).extend(entries)
+    return entries
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _place_pending(session: Session) -> None:
+    """Put the transaction's entries at the end of the chain, last thing before it commits:
+    the head's row lock is held from here to the commit only."""
+    entries = session.info.pop(_PENDING, None)
+    if entries:
+        _append(session.connection(), entries)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def _lock_head(connection: Connection) -> tuple[int, str]:
@@ -92,59 +151,73 @@ def _lock_head(connection: Connection) -> tuple[int, str]:
     return int(head[0]), str(head[1])
 
 
-def record(session: Session, clock: Clock, event: Event) -> Appended:
-    """Append one entry in the session's transaction; it commits with the change it records."""
-    return record_many(session, clock, [event])[-1]
-
-
-def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list[Appended]:
-    """Append several entries in one transaction, in order."""
-    events = list(events)
-    if not events:
-        return []
-    for event in events:
-        # The hash joins the fields with this separator; were it inside a field, text could
-        # move from one field to the next without changing the hash.
-        if any(_SEP in field for field in (event.actor, event.action, event.target, event.outcome)):
-            raise ValueError(
-                "an audit entry's actor, action, target and outcome may not contain U+001F"
-            )
-    connection = session.connection()
+def _append(connection: Connection, entries: list[Appended]) -> None:
+    if len(entries) == 1 and connection.dialect.name == "postgresql":
+        placed = connection.execute(_APPEND_ONE_PG, _row(entries[0])).first()
+        if placed is not None:
+            entries[0].seq, entries[0].prev_hash, entries[0].hash = placed
+            return
+        # No head row yet: the first append of the chain makes it, below.
     seq, prev = _lock_head(connection)
-    at = utc_text(clock.now())
-    rows: list[dict[str, Any]] = []
-    appended = []
-    for event in events:
+    rows = []
+    for entry in entries:
         seq += 1
-        details = canonical_details(event.details)
-        digest = entry_hash(
-            seq=seq,
-            at=at,
-            actor=event.actor,
-            action=event.action,
-            target=event.target,
-            outcome=event.outcome,
-            details=details,
-            prev_hash=prev,
+        entry.seq, entry.prev_hash = seq, prev
+        entry.hash = prev = _digest(
+            (
+                str(seq),
+                entry.at,
+                entry.actor,
+                entry.action,
+                entry.target,
+                entry.outcome,
+                entry.details,
+                entry.prev_hash,
+            )
         )
-        rows.append(
-            {
-                "seq": seq,
-                "at": at,
-                "actor": event.actor,
-                "action": event.action,
-                "target": event.target,
-                "outcome": event.outcome,
-                "details": details,
-                "prev_hash": prev,
-                "hash": digest,
-            }
-        )
-        appended.append(Appended(seq, prev, digest))
-        prev = digest
+        rows.append({**_row(entry), "seq": seq, "prev_hash": entry.prev_hash, "hash": entry.hash})
     connection.execute(_APPEND, rows)
     connection.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
-    return appended
+
+
+def _row(entry: Appended) -> dict[str, Any]:
+    return {
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "details": entry.details,
+    }
+
+
+# On PostgreSQL one statement does an append: lock the head, hash the entry after it (the same
+# SHA-256 of the same fields, joined by U+001F, as `entry_hash`), insert it, move the head. The
+# head is locked for one round trip and the commit after it.
+_APPEND_ONE_PG = text(
+    """
+    WITH head AS (
+        SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE
+    ), given AS (
+        SELECT CAST(:at AS VARCHAR) AS at, CAST(:actor AS VARCHAR) AS actor,
+               CAST(:action AS VARCHAR) AS action, CAST(:target AS VARCHAR) AS target,
+               CAST(:outcome AS VARCHAR) AS outcome, CAST(:details AS VARCHAR) AS details
+    ), entry AS (
+        INSERT INTO audit_entries
+            (seq, at, actor, action, target, outcome, details, prev_hash, hash)
+        SELECT head.seq + 1, given.at, given.actor, given.action, given.target,
+               given.outcome, given.details, head.hash,
+               encode(sha256(convert_to(concat_ws(chr(31), CAST(head.seq + 1 AS VARCHAR),
+                   given.at, given.actor, given.action, given.target, given.outcome,
+                   given.details, head.hash), 'UTF8')), 'hex')
+        FROM head, given
+        RETURNING seq, prev_hash, hash
+    )
+    UPDATE audit_head SET seq = entry.seq, hash = entry.hash FROM entry
+    WHERE audit_head.id = 1
+    RETURNING entry.seq, entry.prev_hash, entry.hash
+    """
+)
 
 
 @dataclass(frozen=True)

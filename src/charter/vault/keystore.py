@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from sqlalchemy import Engine, LargeBinary, MetaData, String, delete, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from charter.db import UTCDateTime, in_chunks
@@ -184,13 +185,28 @@ class SqlKeyStore:
 
     def _check_master(self) -> None:
         with Session(self.engine) as session:
-            if session.get(WrappedKey, _CHECK_ID) is None:
-                self._wrap(session, _CHECK_ID, _CHECK_PLAINTEXT)
-                session.commit()
-            elif not self._master_opens(session):
+            made = session.get(WrappedKey, _CHECK_ID) is None
+        if made:
+            self._reserved_row(_CHECK_ID, _CHECK_PLAINTEXT)
+        with Session(self.engine) as session:
+            if not self._master_opens(session):
                 raise MasterKeyMismatch(
                     "the master key does not match the key store: it is wrong or was replaced"
                 )
+
+    def _reserved_row(self, row_id: str, plaintext: bytes) -> None:
+        """Add the reserved row `row_id` (wrapping `plaintext`) unless it is there. Processes
+        starting at once may all find it missing: each adds it in a write transaction
+        (IMMEDIATE on SQLite, so none fails on upgrading a read), and one that loses the
+        race on PostgreSQL finds the winner's row."""
+        with Session(self._writer) as session:
+            if session.get(WrappedKey, row_id) is not None:
+                return
+            self._wrap(session, row_id, plaintext)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
 
     def _wrap(self, session: Session, person_id: str, key: bytes) -> None:
         """Add `key`, wrapped under the master key, as `person_id`'s."""
@@ -285,14 +301,14 @@ class SqlKeyStore:
     def index_key(self) -> bytes:
         if self._index_key is None:
             with Session(self.engine) as session:
+                missing = session.get(WrappedKey, _INDEX_ID) is None
+            if missing:
+                self._reserved_row(_INDEX_ID, new_key())
+            with Session(self.engine) as session:
                 row = session.get(WrappedKey, _INDEX_ID)
-                if row is None:
-                    key = new_key()
-                    self._wrap(session, _INDEX_ID, key)
-                    session.commit()
-                else:
-                    key = self._master.open(row.wrapped, _associated(_INDEX_ID))
-            self._index_key = key
+                if row is None:  # pragma: no cover - made just above or by another process
+                    raise RuntimeError("the blind index key could not be made")
+                self._index_key = self._master.open(row.wrapped, _associated(_INDEX_ID))
         return self._index_key
 
     def destroy(self, person_ids: Iterable[str]) -> int:

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -30,7 +31,7 @@ from charter.staff.service import (
 )
 from charter.web.auth import SMALL_BODY_BYTES, permits_of
 from charter.web.errors import error_response
-from charter.web.limits import declared_length_refusal, nul_refusal, read_body
+from charter.web.limits import declared_length, declared_length_refusal, nul_refusal, read_body
 from charter.web.runtime import Runtime
 
 
@@ -86,8 +87,9 @@ class Gate:
         # table of routes (as served, included routers flattened) and their guards is made
         # again whenever the router's routes change.
         self._built_for: tuple[int, ...] = ()
-        # Requests with a body being read or served now (one event loop: a plain counter).
-        self._bodies = 0
+        # Bytes of bodies being read or served now, by what each may hold (one event loop: a
+        # plain counter).
+        self._buffered = 0
         self._table: list[tuple[RouteContext, Guard]] = []
 
     def _guard(self, scope: Scope) -> tuple[str | None, Guard]:
@@ -105,34 +107,38 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope.get("method") in _BODILESS:
-            await self._serve(scope, receive, send)
-            return
-        if self._bodies >= self._runtime.settings.max_concurrent_bodies:
-            # Each body read is held in memory until its request is done: past the limit, a
-            # sender is told to come back rather than let memory grow without bound.
-            response = error_response(503, "overloaded", "too many requests at once; retry")
-            response.headers["Retry-After"] = "1"
-            await response(scope, receive, send)
-            return
-        self._bodies += 1
-        try:
-            await self._serve(scope, receive, send)
-        finally:
-            self._bodies -= 1
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         route, guard = self._guard(scope)
         limit = min(guard.body_bytes, self._runtime.settings.max_body_bytes)
         refusal = declared_length_refusal(scope, limit)
         if refusal is None and guard.permissions:
             refusal = await self._admit(scope, route or "", guard)
-        replaying: Receive | None = None
-        if refusal is None:
-            replaying, body, refusal = await read_body(
-                receive, limit=limit, timeout_s=self._runtime.settings.body_timeout_s
-            )
-            refusal = refusal or nul_refusal(scope, body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if scope.get("method") in _BODILESS:
+            await self._read_and_serve(scope, receive, send, limit)
+            return
+        # Each body read is held in memory until its request is done. A request reserves what
+        # it may hold (its declared length, else its route's limit); past the budget a sender
+        # is told to come back rather than let memory grow without bound. Many small bodies
+        # fit at once, few large ones; one always does, however large its route allows.
+        reserved = declared_length(scope) or limit
+        if self._buffered and self._buffered + reserved > self._runtime.settings.max_buffered_bytes:
+            response = error_response(503, "overloaded", "too many requests at once; retry")
+            response.headers["Retry-After"] = "1"
+            await response(scope, receive, send)
+            return
+        self._buffered += reserved
+        try:
+            await self._read_and_serve(scope, receive, send, limit)
+        finally:
+            self._buffered -= reserved
+
+    async def _read_and_serve(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        replaying, body, refusal = await read_body(
+            receive, limit=limit, timeout_s=self._runtime.settings.body_timeout_s
+        )
+        refusal = refusal or nul_refusal(scope, body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -179,10 +185,18 @@ class Gate:
         # hold up the event loop, so there it goes to the pool.
         if db.reads_quickly:
             return self._check(db.quick_reading, presented)
-        return await run_in_threadpool(self._check, db.reading, presented)
+        return await run_in_threadpool(self._check, db.glancing, presented)
 
     def _check(self, reading: Callable[[], AbstractContextManager[Session]], key: str) -> Actor:
         runtime = self._runtime
+        try:
+            with reading() as session:
+                return authenticate(session, runtime.clock, runtime.policy, key)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # The connection was one the database had dropped (a restart): the pool has let go of
+        # all such connections, and a read is safe to make again on a new one.
         with reading() as session:
             return authenticate(session, runtime.clock, runtime.policy, key)
 

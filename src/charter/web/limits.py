@@ -18,6 +18,14 @@ from starlette.types import Message, Receive, Scope
 from charter.web.errors import error_response
 
 
+def declared_length(scope: Scope) -> int | None:
+    """The body length the headers announce, if they announce a well-formed one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
 def declared_length_refusal(scope: Scope, limit: int) -> Response | None:
     """A 400 or 413 for a `Content-Length` that is not a number or is over `limit`; read
     from the headers alone, so it costs nothing whoever sends it."""

@@ -1,4 +1,8 @@
-"""A person's choices: `GET` and `PUT /v1/people/{id}/choices` (a `Sec-GPC: 1` header counts)."""
+"""A person's choices: `GET` and `PUT /v1/people/{id}/choices` (a `Sec-GPC: 1` header counts).
+
+The routes are `async` and hand their unit of work to the thread pool in one piece: a plain
+`def` route would cost a second hand-off, FastAPI checking its answer in the pool too.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from charter.consent.choices import topics
 from charter.staff.service import Actor
-from charter.vault.choices import read_choices, save_choices
+from charter.vault.choices import PersonChoices, read_choices, save_choices
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
 from charter.web.params import MAX_ID, PersonInPath
@@ -40,7 +45,7 @@ class ChoicesBody(BaseModel):
 
 
 @router.get("")
-def get_choices(
+async def get_choices(
     actor: Reader,
     person_id: PersonInPath,
     *,
@@ -54,27 +59,31 @@ def get_choices(
     """The person's current choices, what they can choose on, and their history, a page at a
     time. A visitor who signed up has the choices of the user they became. The read is
     audited."""
-    with runtime.db.writing() as session:
-        found = read_choices(
-            session,
-            runtime.clock,
-            actor=actor.ref,
-            person_id=person_id,
-            history_after=history_after,
-            history_limit=history_limit,
-        )
-        history = [c.as_json() for c in found.history]
-        return {
-            "person_id": found.person_id,
-            "current": dict(found.current),
-            "offered": topics(policy),
-            "history": history,
-            "history_next": history[-1]["id"] if len(history) == history_limit else None,
-        }
+
+    def read() -> PersonChoices:
+        with runtime.db.writing() as session:
+            return read_choices(
+                session,
+                runtime.clock,
+                actor=actor.ref,
+                person_id=person_id,
+                history_after=history_after,
+                history_limit=history_limit,
+            )
+
+    found = await run_in_threadpool(read)
+    history = [c.as_json() for c in found.history]
+    return {
+        "person_id": found.person_id,
+        "current": dict(found.current),
+        "offered": topics(policy),
+        "history": history,
+        "history_next": history[-1]["id"] if len(history) == history_limit else None,
+    }
 
 
 @router.put("")
-def put_choices(
+async def put_choices(
     actor: Writer,
     person_id: PersonInPath,
     *,
@@ -87,18 +96,22 @@ def put_choices(
 ) -> dict[str, Any]:
     """Record choices; they govern the very next decision. The answer holds the choices now
     in force; `GET` adds the full history."""
-    body = body or ChoicesBody()
-    with runtime.db.writing() as session:
-        saved = save_choices(
-            session,
-            runtime.clock,
-            policy,
-            runtime.signer,
-            actor=actor.ref,
-            person_id=person_id,
-            choices=body.choices,
-            method="api",
-            gpc=gpc_signal(sec_gpc),
-            receipts=body.receipts,
-        )
-        return {"person_id": saved.person_id, "current": dict(saved.current)}
+    given = body or ChoicesBody()
+
+    def save() -> PersonChoices:
+        with runtime.db.writing() as session:
+            return save_choices(
+                session,
+                runtime.clock,
+                policy,
+                runtime.signer,
+                actor=actor.ref,
+                person_id=person_id,
+                choices=given.choices,
+                method="api",
+                gpc=gpc_signal(sec_gpc),
+                receipts=given.receipts,
+            )
+
+    saved = await run_in_threadpool(save)
+    return {"person_id": saved.person_id, "current": dict(saved.current)}
