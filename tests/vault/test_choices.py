@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from charter.access.decide import PersonState, decide
 from charter.audit.models import AuditEntry
@@ -22,7 +23,7 @@ from charter.db import Database
 from charter.errors import Forbidden, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.schema import Policy
-from tests.conftest import bearer
+from tests.conftest import BACKEND, bearer
 from tests.vault.calls import consent, receipt
 
 Headers = dict[str, str]
@@ -538,3 +539,41 @@ def test_library_set_choices_governs_decide(
         )
     with db.reading() as session:
         assert current_choices(session, user).current["purpose:service_improvement"] is True
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="only SQLite has one writer at a time")
+def test_a_save_waits_for_another_writer_without_holding_up_other_requests(
+    client: TestClient, service: Headers, user: str, db: Database
+) -> None:
+    """A save on SQLite runs on the event loop when the write lock is free; when another
+    writer holds it, the save waits for it in a thread, and the server answers meanwhile."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with db.writing() as session:
+            session.execute(text("SELECT 1"))
+            holding.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    assert holding.wait(timeout=10)
+    answers: dict[str, Response] = {}
+    saver = threading.Thread(
+        target=lambda: answers.update(
+            saved=put(client, service, user, {"cookie:functionality": False})
+        )
+    )
+    saver.start()
+    health = threading.Thread(target=lambda: answers.update(health=client.get("/healthz")))
+    health.start()
+    health.join(timeout=10)
+    waited = saver.is_alive()
+    release.set()
+    saver.join(timeout=30)
+    holder.join(timeout=30)
+
+    assert answers["health"].status_code == 200
+    assert waited
+    assert answers["saved"].status_code == 200, answers["saved"].text
+    assert answers["saved"].json()["current"]["cookie:functionality"] is False

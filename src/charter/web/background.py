@@ -21,6 +21,8 @@ log = logging.getLogger("charter.web")
 REFUSALS_EVERY_S = 5.0
 # How often keys made for writes that never committed are looked for (see vault.recovery).
 SETTLE_KEYS_EVERY_S = 300.0
+# How often SQLite's write-ahead log is copied into the database (see Database.checkpoint).
+CHECKPOINT_EVERY_S = 1.0
 
 
 def record_closed_refusals(runtime: Runtime, *, everything: bool = False) -> int:
@@ -51,6 +53,13 @@ def settle_old_keys(runtime: Runtime) -> None:
         log.warning("unsettled data keys could not be looked at; trying again later")
 
 
+def checkpoint(runtime: Runtime) -> None:
+    try:
+        runtime.db.checkpoint()
+    except SQLAlchemyError:
+        log.warning("the database's write-ahead log could not be checkpointed; trying again")
+
+
 async def _every(seconds: float, work: Callable[[Runtime], object], runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(seconds)
@@ -64,6 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(_every(REFUSALS_EVERY_S, record_closed_refusals, runtime)),
         asyncio.create_task(_every(SETTLE_KEYS_EVERY_S, settle_old_keys, runtime)),
     ]
+    if runtime.db.is_sqlite:
+        tasks.append(asyncio.create_task(_every(CHECKPOINT_EVERY_S, checkpoint, runtime)))
     try:
         yield
     finally:

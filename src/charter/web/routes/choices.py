@@ -1,7 +1,8 @@
 """A person's choices: `GET` and `PUT /v1/people/{id}/choices` (a `Sec-GPC: 1` header counts).
 
-The routes are `async` and hand their unit of work to the thread pool in one piece: a plain
-`def` route would cost a second hand-off, FastAPI checking its answer in the pool too.
+The routes are `async` and run their unit of work where it costs least (web/units.py): a
+plain `def` route would cost a hand-off to the thread pool and a second one, FastAPI checking
+its answer in the pool too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from charter.consent.choices import topics
 from charter.staff.service import Actor
@@ -18,6 +19,7 @@ from charter.vault.choices import PersonChoices, read_choices, save_choices
 from charter.web.auth import Permit
 from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
 from charter.web.params import MAX_ID, PersonInPath
+from charter.web.units import write_unit
 
 router = APIRouter(prefix="/v1/people/{person_id}/choices", tags=["choices"])
 Reader = Annotated[Actor, Depends(Permit("choices:read"))]
@@ -60,18 +62,17 @@ async def get_choices(
     time. A visitor who signed up has the choices of the user they became. The read is
     audited."""
 
-    def read() -> PersonChoices:
-        with runtime.db.writing() as session:
-            return read_choices(
-                session,
-                runtime.clock,
-                actor=actor.ref,
-                person_id=person_id,
-                history_after=history_after,
-                history_limit=history_limit,
-            )
+    def read(session: Session) -> PersonChoices:
+        return read_choices(
+            session,
+            runtime.clock,
+            actor=actor.ref,
+            person_id=person_id,
+            history_after=history_after,
+            history_limit=history_limit,
+        )
 
-    found = await run_in_threadpool(read)
+    found = await write_unit(runtime.db, read)
     history = [c.as_json() for c in found.history]
     return {
         "person_id": found.person_id,
@@ -98,20 +99,19 @@ async def put_choices(
     in force; `GET` adds the full history."""
     given = body or ChoicesBody()
 
-    def save() -> PersonChoices:
-        with runtime.db.writing() as session:
-            return save_choices(
-                session,
-                runtime.clock,
-                policy,
-                runtime.signer,
-                actor=actor.ref,
-                person_id=person_id,
-                choices=given.choices,
-                method="api",
-                gpc=gpc_signal(sec_gpc),
-                receipts=given.receipts,
-            )
+    def save(session: Session) -> PersonChoices:
+        return save_choices(
+            session,
+            runtime.clock,
+            policy,
+            runtime.signer,
+            actor=actor.ref,
+            person_id=person_id,
+            choices=given.choices,
+            method="api",
+            gpc=gpc_signal(sec_gpc),
+            receipts=given.receipts,
+        )
 
-    saved = await run_in_threadpool(save)
+    saved = await write_unit(runtime.db, save)
     return {"person_id": saved.person_id, "current": dict(saved.current)}
