@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from charter.audit.models import AuditEntry, AuditHead
@@ -128,8 +129,61 @@ def _place_pending(session: Session) -> None:
     """Put the transaction's entries at the end of the chain, last thing before it commits:
     the head's row lock is held from here to the commit only."""
     entries = session.info.pop(_PENDING, None)
-    if entries:
-        _append(session.connection(), entries)
+    if not entries:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        _append(connection, entries)
+        return
+    if len(entries) == 1 and connection.info.get(_HEAD_SEEN):
+        # Whatever the session still holds goes in first: the transaction ends below.
+        session.flush()
+        _append_one_and_commit(connection, entries[0])
+        return
+    _append(connection, entries)
+    connection.info[_HEAD_SEEN] = True
+
+
+# Set on a PostgreSQL connection (it stays with the driver's connection in the pool) once an
+# append on it found the chain's head row, which nothing ever deletes.
+_HEAD_SEEN = "charter_audit_head_seen"
+
+
+def _append_one_and_commit(connection: Connection, entry: Appended) -> None:
+    """Append one entry and commit, in one round trip: the statement and the COMMIT go to
+    PostgreSQL together (psycopg's pipeline mode), so the head's row lock is held for the
+    statement and the commit alone, with no wait for this process in between. Session.commit
+    then finds the transaction committed and has nothing left to send."""
+    import psycopg  # noqa: PLC0415 - loaded by servers on PostgreSQL only
+
+    raw = connection.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):  # pragma: no cover - Charter's only PG driver
+        raise TypeError("PostgreSQL is reached through psycopg")
+    try:
+        with raw.pipeline():
+            cursor = raw.cursor()
+            cursor.execute(_APPEND_ONE_PG, _row(entry))
+            raw.commit()
+        placed = cursor.fetchone()
+    except psycopg.Error as exc:
+        # As SQLAlchemy would have raised it: the callers' handling of a database that fails
+        # (503 for one that does not answer) sees no difference.
+        invalidated = connection.dialect.is_disconnect(exc, connection.connection, None)  # type: ignore[arg-type]  # psycopg's errors are the DB-API's
+        if invalidated:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            _APPEND_ONE_PG,
+            None,
+            exc,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=invalidated,
+            dialect=connection.dialect,
+            ismulti=False,
+        ) from None
+    if placed is None:  # pragma: no cover - the statement fails instead (see below)
+        raise RuntimeError("the audit entry found no head to follow")
+    entry.seq, entry.prev_hash, entry.hash = placed
 
 
 @sa_event.listens_for(Session, "after_rollback")
@@ -152,12 +206,6 @@ def _lock_head(connection: Connection) -> tuple[int, str]:
 
 
 def _append(connection: Connection, entries: list[Appended]) -> None:
-    if len(entries) == 1 and connection.dialect.name == "postgresql":
-        placed = connection.execute(_APPEND_ONE_PG, _row(entries[0])).first()
-        if placed is not None:
-            entries[0].seq, entries[0].prev_hash, entries[0].hash = placed
-            return
-        # No head row yet: the first append of the chain makes it, below.
     seq, prev = _lock_head(connection)
     rows = []
     for entry in entries:
@@ -192,16 +240,16 @@ def _row(entry: Appended) -> dict[str, Any]:
 
 
 # On PostgreSQL one statement does an append: lock the head, hash the entry after it (the same
-# SHA-256 of the same fields, joined by U+001F, as `entry_hash`), insert it, move the head. The
-# head is locked for one round trip and the commit after it.
-_APPEND_ONE_PG = text(
-    """
+# SHA-256 of the same fields, joined by U+001F, as `entry_hash`), insert it, move the head.
+# Were the head row missing, `head.seq + 1` would be NULL and the insert would fail on it: an
+# entry is never lost without an error. In psycopg's own parameter style (see above).
+_APPEND_ONE_PG = """
     WITH head AS (
         SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE
     ), given AS (
-        SELECT CAST(:at AS VARCHAR) AS at, CAST(:actor AS VARCHAR) AS actor,
-               CAST(:action AS VARCHAR) AS action, CAST(:target AS VARCHAR) AS target,
-               CAST(:outcome AS VARCHAR) AS outcome, CAST(:details AS VARCHAR) AS details
+        SELECT CAST(%(at)s AS VARCHAR) AS at, CAST(%(actor)s AS VARCHAR) AS actor,
+               CAST(%(action)s AS VARCHAR) AS action, CAST(%(target)s AS VARCHAR) AS target,
+               CAST(%(outcome)s AS VARCHAR) AS outcome, CAST(%(details)s AS VARCHAR) AS details
     ), entry AS (
         INSERT INTO audit_entries
             (seq, at, actor, action, target, outcome, details, prev_hash, hash)
@@ -210,14 +258,13 @@ _APPEND_ONE_PG = text(
                encode(sha256(convert_to(concat_ws(chr(31), CAST(head.seq + 1 AS VARCHAR),
                    given.at, given.actor, given.action, given.target, given.outcome,
                    given.details, head.hash), 'UTF8')), 'hex')
-        FROM head, given
+        FROM given LEFT JOIN head ON true
         RETURNING seq, prev_hash, hash
     )
     UPDATE audit_head SET seq = entry.seq, hash = entry.hash FROM entry
     WHERE audit_head.id = 1
     RETURNING entry.seq, entry.prev_hash, entry.hash
-    """
-)
+"""
 
 
 @dataclass(frozen=True)

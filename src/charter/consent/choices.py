@@ -9,14 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record, record_many
 from charter.clock import Clock
 from charter.consent.models import ChoiceChange, CurrentChoice
 from charter.consent.receipts import ReceiptClaims, ReceiptRefused, take_receipt
-from charter.db import conflict_insert, table_of
+from charter.db import conflict_insert, table_of, utc_text
 from charter.errors import Forbidden, Unprocessable
 from charter.policy.compiled import GPC_TOPIC, CompiledPolicy
 
@@ -158,7 +158,7 @@ def set_choices(
         )
         for topic, granted in choices.items()
     }
-    _store(session, person_id, clock.now(), wanted)
+    in_force = _store(session, person_id, clock.now(), wanted)
     record(
         session,
         clock,
@@ -173,14 +173,17 @@ def set_choices(
             },
         ),
     )
-    return current_choices(session, person_id)
+    return in_force
 
 
 def _store(
     session: Session, person_id: str, at: dt.datetime, wanted: Mapping[str, tuple[bool, str, str]]
-) -> None:
+) -> Choices:
     """Add the choices (topic -> granted, method, policy version) to the person's history and
-    make them the ones in force."""
+    make them the ones in force; the person's choices in force then."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return _store_in_one_statement(connection, person_id, utc_text(at), wanted)
     changes = [
         {
             "person_id": person_id,
@@ -192,9 +195,46 @@ def _store(
         }
         for topic, (granted, how, version) in wanted.items()
     ]
-    connection = session.connection()
     connection.execute(_HISTORY.insert(), changes)
     connection.execute(_save_current(connection.dialect.name), changes)
+    return current_choices(session, person_id)
+
+
+def _store_in_one_statement(
+    connection: Connection, person_id: str, at: str, wanted: Mapping[str, tuple[bool, str, str]]
+) -> Choices:
+    """`_store` on PostgreSQL as one statement, one round trip: the history rows, the upsert
+    and the read of the choices in force. The read sees the table as it was before the
+    statement, so the topics just saved come from the upsert's RETURNING, the others from
+    the table."""
+    rows = ", ".join(["(%s, %s, %s::boolean, %s, %s, %s)"] * len(wanted))
+    values: list[Any] = []
+    for topic, (granted, how, version) in wanted.items():
+        values += [person_id, topic, granted, how, version, at]
+    found = connection.exec_driver_sql(_STORE_PG.format(rows=rows), (*values, person_id)).all()
+    return Choices({str(topic): bool(granted) for topic, granted in found})
+
+
+# `rows` is a run of our own placeholders, never input. Columns as in ChoiceChange and
+# CurrentChoice; `at` is stored as text (charter.db.UTCDateTime).
+_STORE_PG = """
+    WITH changes (person_id, topic, granted, method, policy_version, at) AS (VALUES {rows}),
+    kept AS (
+        INSERT INTO choice_history (person_id, topic, granted, method, policy_version, at)
+        SELECT person_id, topic, granted, method, policy_version, at FROM changes
+    ),
+    saved AS (
+        INSERT INTO choices (person_id, topic, granted, method, policy_version, at)
+        SELECT person_id, topic, granted, method, policy_version, at FROM changes
+        ON CONFLICT (person_id, topic) DO UPDATE SET granted = EXCLUDED.granted,
+            method = EXCLUDED.method, policy_version = EXCLUDED.policy_version, at = EXCLUDED.at
+        RETURNING topic, granted
+    )
+    SELECT topic, granted FROM saved
+    UNION ALL
+    SELECT topic, granted FROM choices
+    WHERE person_id = %s AND topic NOT IN (SELECT topic FROM saved)
+"""
 
 
 _GPC_IN_FORCE = select(_CURRENT.c.person_id).where(
