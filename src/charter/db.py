@@ -14,6 +14,7 @@ import fcntl
 import functools
 import os
 import re
+import select
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, Engine, String, Table, TypeDecorator, create_
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -201,10 +202,26 @@ def _create_engine(url: URL, sqlite_synchronous: str, **kwargs: Any) -> Engine:
         # An unreachable host fails in seconds rather than after the system's TCP timeout.
         kwargs["connect_args"] = {"connect_timeout": 10, **kwargs.get("connect_args", {})}
     # No ping before each checkout: it is a round trip in every unit of work. A connection the
-    # server dropped (a restart) fails its statement as a disconnect instead, and SQLAlchemy
-    # then discards every connection of the pool made before it, so the next units of work
-    # connect afresh; the Gate reads a key again once on such a failure (web/gate.py).
-    return create_engine(url, **kwargs)
+    # server closed (a restart, a terminated backend) is found without one: its socket has
+    # the server's goodbye waiting. Dropped without a word (a network gone), it fails its
+    # first statement as a disconnect, and SQLAlchemy discards the pool's older connections.
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "checkout", _refuse_closed_connection)
+    return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Checkout listener: a pooled psycopg connection whose server has closed it is replaced
+    (SQLAlchemy tries another on `DisconnectionError`). An idle connection has nothing to
+    read unless the server said something, and to an idle connection of Charter's it says
+    nothing but goodbye (a terminated backend's FATAL message, then the end of the stream).
+    Looking is a local call, not a round trip."""
+    try:
+        waiting, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the socket is gone
+        raise DisconnectionError(str(exc)) from None
+    if waiting:
+        raise DisconnectionError("the server closed the connection")
 
 
 def failure_reason(exc: DBAPIError, url: str) -> str:

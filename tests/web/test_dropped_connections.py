@@ -29,16 +29,19 @@ def drop_charters_connections(db: Database) -> int:
     admin = sa.create_engine(POSTGRES_URL, poolclass=NullPool)
     try:
         with admin.connect() as connection:
-            return sum(
+            cut = sum(
                 bool(
                     connection.execute(
-                        text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}
+                        # Waits (up to 10 s) until the backend has exited, as after a restart.
+                        text("SELECT pg_terminate_backend(:pid, 10000)"),
+                        {"pid": pid},
                     ).scalar()
                 )
                 for pid in pids
             )
     finally:
         admin.dispose()
+    return cut
 
 
 def test_a_dropped_connection_costs_no_request(

@@ -132,7 +132,20 @@ def test_the_api_docs_may_load_what_they_need_and_nothing_inline_but_their_start
     assert client.get("/openapi.json").status_code == 200
 
 
-def test_a_plain_500_carries_the_headers(
+def test_a_plain_500_carries_the_headers(app: FastAPI) -> None:
+    def broken() -> None:
+        raise RuntimeError("a fault of Charter's own")
+
+    app.add_api_route("/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/broken")
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert_never_framed_nor_sniffed(response)
+
+
+def test_a_key_check_the_database_cannot_answer_is_a_503_to_retry(
     settings: Settings,
     omni_compiled: CompiledPolicy,
     keys: SqlKeyStore,
@@ -148,6 +161,7 @@ def test_a_plain_500_carries_the_headers(
     finally:
         broken.dispose()
 
-    assert response.status_code == 500
-    assert response.json()["error"]["code"] == "internal_error"
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert response.headers["Retry-After"] == "1"
     assert_never_framed_nor_sniffed(response)

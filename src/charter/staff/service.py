@@ -12,9 +12,12 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -225,11 +228,60 @@ _KEY_LOOKUP = (
 
 def authenticate(session: Session, clock: Clock, policy: CompiledPolicy, presented: str) -> Actor:
     """Check a presented key; return the actor or raise `AuthenticationFailed`."""
+    key_id, secret = split_key(presented)
+    row = session.connection().execute(_KEY_LOOKUP, {"key_id": key_id}).one_or_none()
+    return admit(row, key_id, secret, clock, policy)
+
+
+def split_key(presented: str) -> tuple[str, str]:
+    """A presented key's id and secret, or `AuthenticationFailed` for a malformed key."""
     match = _KEY_SHAPE.match(presented)
     if match is None:
         raise AuthenticationFailed("the API key is malformed", code="malformed_key")
     key_id, secret = match.groups()
-    row = session.connection().execute(_KEY_LOOKUP, {"key_id": key_id}).one_or_none()
+    return key_id, secret
+
+
+class KeyRow(NamedTuple):
+    """What `admit` needs of a key and its staff member (the columns of `_KEY_LOOKUP`)."""
+
+    secret_hash: str
+    revoked_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    staff_id: int
+    active: bool
+    role: str
+    issued_by: int | None
+
+
+# `_KEY_LOOKUP` for psycopg's own parameter style, for a read made without SQLAlchemy (see
+# charter.loop_reads); its times come back in their stored text form (`key_row`).
+KEY_LOOKUP_PG = str(_KEY_LOOKUP.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+
+
+def key_row(values: Sequence[Any] | None) -> KeyRow | None:
+    """A `KeyRow` from the raw values of `KEY_LOOKUP_PG`."""
+    if values is None:
+        return None
+    secret_hash, revoked_at, expires_at, staff_id, active, role, issued_by = values
+    return KeyRow(
+        secret_hash,
+        _stored_time(revoked_at),
+        _stored_time(expires_at),
+        staff_id,
+        active,
+        role,
+        issued_by,
+    )
+
+
+def _stored_time(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def admit(row: Any, key_id: str, secret: str, clock: Clock, policy: CompiledPolicy) -> Actor:
+    """The actor of a key whose stored `row` (a `KeyRow` or a row of `_KEY_LOOKUP`, None for
+    no such key) matches `secret`, or `AuthenticationFailed`."""
     stored = row.secret_hash if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(stored, _hash_secret(secret))
     if row is None:

@@ -83,3 +83,5 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await run_in_threadpool(record_closed_refusals, runtime, everything=True)
+        if runtime.loop_reads is not None:
+            runtime.loop_reads.close()

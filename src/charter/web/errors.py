@@ -102,8 +102,12 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    # The database did not answer, or the pool had no connection to give in time: a state of
-    # the service, not a mistake of the request. The caller may retry.
+    return database_unavailable(exc)
+
+
+def database_unavailable(exc: Exception) -> JSONResponse:
+    """The answer when the database did not answer, or the pool had no connection to give in
+    time: a state of the service, not a mistake of the request. The caller may retry."""
     log.warning("the database is unavailable: %s", type(exc).__name__)
     response = error_response(
         503, "database_unavailable", "the database is not answering; retry in a moment"

@@ -15,22 +15,29 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+import psycopg
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from charter.loop_reads import BUSY, Busy
 from charter.staff.service import (
+    KEY_LOOKUP_PG,
     Actor,
     AuthenticationFailed,
+    admit,
     authenticate,
+    key_row,
     record_permission_denied,
+    split_key,
 )
 from charter.web.auth import SMALL_BODY_BYTES, permits_of
-from charter.web.errors import error_response
+from charter.web.errors import database_unavailable, error_response
 from charter.web.limits import declared_length, declared_length_refusal, nul_refusal, read_body
 from charter.web.runtime import Runtime
 
@@ -160,6 +167,8 @@ class Gate:
             return response
         try:
             actor = await self._authenticate(_presented_key(scope))
+        except (OperationalError, PoolTimeout) as exc:
+            return database_unavailable(exc)
         except AuthenticationFailed as failure:
             runtime.attempts.note(client, runtime.clock.now(), failure.code, failure.key_id)
             return _unauthenticated(failure)
@@ -178,13 +187,23 @@ class Gate:
             raise AuthenticationFailed(
                 "an API key is required: Authorization: Bearer <key>", code="missing_key"
             )
-        db = self._runtime.db
-        # On SQLite the key's row is read right here: one indexed read of a local file takes
-        # less than handing the work to the thread pool and back, which costs every request
-        # two switches between threads. PostgreSQL's round trip over the network must not
-        # hold up the event loop, so there it goes to the pool.
+        runtime = self._runtime
+        db = runtime.db
+        # The key's row is read on the event loop: handing the read to the thread pool and
+        # back costs every request two switches between threads, more than the read. On
+        # SQLite it is one indexed read of a local file; on PostgreSQL it goes by psycopg's
+        # asyncio connections, which do not hold up the loop while the answer travels. When
+        # those are all busy, or fail, the read goes to the thread pool as before.
         if db.reads_quickly:
             return self._check(db.quick_reading, presented)
+        if runtime.loop_reads is not None:
+            key_id, secret = split_key(presented)
+            try:
+                found = await runtime.loop_reads.one(KEY_LOOKUP_PG, {"key_id": key_id})
+            except psycopg.Error:
+                found = BUSY
+            if not isinstance(found, Busy):
+                return admit(key_row(found), key_id, secret, runtime.clock, runtime.policy)
         return await run_in_threadpool(self._check, db.glancing, presented)
 
     def _check(self, reading: Callable[[], AbstractContextManager[Session]], key: str) -> Actor:

@@ -9,6 +9,7 @@ from starlette.types import Scope
 from charter.clock import Clock
 from charter.consent.receipts import ReceiptSigner
 from charter.db import Database
+from charter.loop_reads import LoopReads
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
 from charter.settings import Settings
@@ -29,6 +30,8 @@ class Runtime:
     signer: ReceiptSigner = field(init=False)
     index: BlindIndex = field(init=False, repr=False)
     public_limit: MinuteLimit = field(init=False)
+    # Reads on the event loop, on PostgreSQL (see charter.loop_reads).
+    loop_reads: LoopReads | None = field(init=False, repr=False)
     _page: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -36,6 +39,11 @@ class Runtime:
         self.index = BlindIndex(self.keys.index_key())
         self.public_limit = MinuteLimit(self.settings.public_requests_per_minute)
         self.signer = ReceiptSigner(self.index.derived_key("consent-receipts"))
+        self.loop_reads = (
+            None
+            if self.db.is_sqlite
+            else LoopReads(self.db.engine.url.render_as_string(hide_password=False))
+        )
 
     def policy_page(self) -> str:
         """The rendered policy page; rendered once per loaded policy."""
