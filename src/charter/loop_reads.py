@@ -7,8 +7,10 @@ round trip away, so there the read is made with psycopg's asyncio connections, w
 the answer without holding up the loop.
 
 A few connections of their own, outside SQLAlchemy's pool, in autocommit (a single read needs
-no transaction). Nothing here ever waits for one: when all are busy, `one` answers `BUSY` and
-the caller reads the way it did before, in the thread pool.
+no transaction). Nothing here ever waits for one: when all are busy, or the database fails
+the read, `one` answers `BUSY` and the caller reads the way it did before, in the thread pool
+(where a failure is reported as any other). psycopg is loaded on first use: a server on
+SQLite never loads it (about 9 MB).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import psycopg
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 class Busy:
@@ -46,13 +50,20 @@ class LoopReads:
     async def one(self, sql: str, params: Mapping[str, Any]) -> Sequence[Any] | Busy | None:
         """The first row of `sql`, None if it has none, or `BUSY`. A connection the server
         dropped (a restart) is replaced and the read made once more."""
+        import psycopg  # noqa: PLC0415 - see the module's docstring
+
         self._forget_other_loops()
         try:
-            return await self._read(sql, params)
-        except psycopg.OperationalError:
-            return await self._read(sql, params)
+            try:
+                return await self._read(sql, params)
+            except psycopg.OperationalError:
+                return await self._read(sql, params)
+        except psycopg.Error:
+            return BUSY
 
     async def _read(self, sql: str, params: Mapping[str, Any]) -> Sequence[Any] | Busy | None:
+        import psycopg  # noqa: PLC0415 - see the module's docstring
+
         connection = self._idle.pop() if self._idle else None
         if connection is None:
             if self._open >= self._size:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-import psycopg
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -25,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from charter.loop_reads import BUSY, Busy
+from charter.loop_reads import Busy
 from charter.staff.service import (
     KEY_LOOKUP_PG,
     Actor,
@@ -198,10 +197,7 @@ class Gate:
             return self._check(db.quick_reading, presented)
         if runtime.loop_reads is not None:
             key_id, secret = split_key(presented)
-            try:
-                found = await runtime.loop_reads.one(KEY_LOOKUP_PG, {"key_id": key_id})
-            except psycopg.Error:
-                found = BUSY
+            found = await runtime.loop_reads.one(KEY_LOOKUP_PG, {"key_id": key_id})
             if not isinstance(found, Busy):
                 return admit(key_row(found), key_id, secret, runtime.clock, runtime.policy)
         return await run_in_threadpool(self._check, db.glancing, presented)
