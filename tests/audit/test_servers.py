@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from charter.db import Database
 from tests.serving import Server, charter, free_port, service_key
+from tests.vault.calls import sign_up
 
 pytestmark = pytest.mark.slow
 
@@ -48,18 +49,10 @@ def test_four_servers_writing_at_once_keep_one_valid_chain(
     before = json.loads(charter(environment, "audit", "verify", "--json"))["entries"]
     running = servers()
     with httpx.Client(base_url=running[0].base, headers=headers, timeout=30) as client:
-        people = []
-        for number in range(SERVERS):
-            signed = client.post(
-                "/v1/collect",
-                json={
-                    "collection_point": "sign_up",
-                    "person": {"visitor_id": f"visitor-servers-{number}"},
-                    "fields": {"name": "Rosa Example", "email": f"rosa{number}@example.com"},
-                },
-            )
-            assert signed.status_code == 201, signed.text
-            people.append(signed.json()["person_id"])
+        people = [
+            sign_up(client, {}, f"visitor-servers-{number}", f"rosa{number}@example.com")
+            for number in range(SERVERS)
+        ]
 
     def save(job: tuple[int, int]) -> int:
         server, number = job

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi.testclient import TestClient
 from httpx import Response
+
+
+def sign_up(client: httpx.Client, headers: dict[str, str], visitor_id: str, email: str) -> str:
+    """`POST /v1/collect` at the sign-up form, answered 201; the new user's id."""
+    response = client.post(
+        "/v1/collect",
+        headers=headers,
+        json={
+            "collection_point": "sign_up",
+            "person": {"visitor_id": visitor_id},
+            "fields": {"name": "Sam Example", "email": email},
+        },
+    )
+    assert response.status_code == 201, response.text
+    person_id: str = response.json()["person_id"]
+    return person_id
 
 
 def use(

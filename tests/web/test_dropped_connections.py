@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from charter.db import Database
 from tests.conftest import BACKEND, POSTGRES_URL
+from tests.vault.calls import sign_up
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "postgres", reason="SQLite has no server to drop a connection"
@@ -48,17 +49,7 @@ def test_a_dropped_connection_costs_no_request(
     client: TestClient, make_key: Callable[[str], str], db: Database
 ) -> None:
     headers = {"Authorization": f"Bearer {make_key('service_client')}"}
-    signed = client.post(
-        "/v1/collect",
-        headers=headers,
-        json={
-            "collection_point": "sign_up",
-            "person": {"visitor_id": "visitor-dropped"},
-            "fields": {"name": "Ines Example", "email": "ines@example.com"},
-        },
-    )
-    assert signed.status_code == 201, signed.text
-    person = signed.json()["person_id"]
+    person = sign_up(client, headers, "visitor-dropped", "ines@example.com")
 
     assert drop_charters_connections(db) >= 1
     saved = client.put(

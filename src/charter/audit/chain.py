@@ -210,20 +210,10 @@ def _append(connection: Connection, entries: list[Appended]) -> None:
     rows = []
     for entry in entries:
         seq += 1
+        fields = _row(entry)
         entry.seq, entry.prev_hash = seq, prev
-        entry.hash = prev = _digest(
-            (
-                str(seq),
-                entry.at,
-                entry.actor,
-                entry.action,
-                entry.target,
-                entry.outcome,
-                entry.details,
-                entry.prev_hash,
-            )
-        )
-        rows.append({**_row(entry), "seq": seq, "prev_hash": entry.prev_hash, "hash": entry.hash})
+        entry.hash = prev = entry_hash(seq=seq, prev_hash=prev, **fields)
+        rows.append({**fields, "seq": seq, "prev_hash": entry.prev_hash, "hash": entry.hash})
     connection.execute(_APPEND, rows)
     connection.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
 

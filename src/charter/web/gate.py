@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -204,14 +204,6 @@ class Gate:
 
     def _check(self, reading: Callable[[], AbstractContextManager[Session]], key: str) -> Actor:
         runtime = self._runtime
-        try:
-            with reading() as session:
-                return authenticate(session, runtime.clock, runtime.policy, key)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-        # The connection was one the database had dropped (a restart): the pool has let go of
-        # all such connections, and a read is safe to make again on a new one.
         with reading() as session:
             return authenticate(session, runtime.clock, runtime.policy, key)
 
