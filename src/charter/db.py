@@ -74,15 +74,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return utc_text(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002 - SQLAlchemy's signature
-        if value is None:
-            return None
-        # fromisoformat reads the "Z" form and is many times faster than strptime.
-        return dt.datetime.fromisoformat(value)
+        return utc_from_text(value)
 
 
 def utc_text(moment: dt.datetime) -> str:
     """The stored text form of a UTC datetime (see `UTCDateTime`)."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_from_text(value: str | None) -> dt.datetime | None:
+    """The datetime of a stored `utc_text` (None stays None), for values read past
+    SQLAlchemy as well as through `UTCDateTime`."""
+    if value is None:
+        return None
+    # fromisoformat reads the "Z" form and is many times faster than strptime.
+    return dt.datetime.fromisoformat(value)
 
 
 def safe_url(url: str) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
 from charter.clock import Clock
-from charter.db import table_of
+from charter.db import table_of, utc_from_text
 from charter.errors import Conflict, NotFound, Unauthenticated, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.staff.models import ApiKey, StaffMember
@@ -266,17 +266,13 @@ def key_row(values: Sequence[Any] | None) -> KeyRow | None:
     secret_hash, revoked_at, expires_at, staff_id, active, role, issued_by = values
     return KeyRow(
         secret_hash,
-        _stored_time(revoked_at),
-        _stored_time(expires_at),
+        utc_from_text(revoked_at),
+        utc_from_text(expires_at),
         staff_id,
         active,
         role,
         issued_by,
     )
-
-
-def _stored_time(value: str | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
 
 
 def admit(row: Any, key_id: str, secret: str, clock: Clock, policy: CompiledPolicy) -> Actor:

@@ -37,7 +37,7 @@ from charter.staff.service import (
 )
 from charter.web.auth import SMALL_BODY_BYTES, permits_of
 from charter.web.errors import database_unavailable, error_response
-from charter.web.limits import declared_length, declared_length_refusal, nul_refusal, read_body
+from charter.web.limits import declared_length, nul_refusal, read_body
 from charter.web.runtime import Runtime
 
 
@@ -115,7 +115,7 @@ class Gate:
             return
         route, guard = self._guard(scope)
         limit = min(guard.body_bytes, self._runtime.settings.max_body_bytes)
-        refusal = declared_length_refusal(scope, limit)
+        declared, refusal = declared_length(scope, limit)
         if refusal is None and guard.permissions:
             refusal = await self._admit(scope, route or "", guard)
         if refusal is not None:
@@ -128,7 +128,7 @@ class Gate:
         # it may hold (its declared length, else its route's limit); past the budget a sender
         # is told to come back rather than let memory grow without bound. Many small bodies
         # fit at once, few large ones; one always does, however large its route allows.
-        reserved = declared_length(scope) or limit
+        reserved = limit if declared is None else declared
         if self._buffered and self._buffered + reserved > self._runtime.settings.max_buffered_bytes:
             response = error_response(503, "overloaded", "too many requests at once; retry")
             response.headers["Retry-After"] = "1"

@@ -18,24 +18,18 @@ from starlette.types import Message, Receive, Scope
 from charter.web.errors import error_response
 
 
-def declared_length(scope: Scope) -> int | None:
-    """The body length the headers announce, if they announce a well-formed one."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length" and value.isdigit():
-            return int(value)
-    return None
-
-
-def declared_length_refusal(scope: Scope, limit: int) -> Response | None:
-    """A 400 or 413 for a `Content-Length` that is not a number or is over `limit`; read
-    from the headers alone, so it costs nothing whoever sends it."""
+def declared_length(scope: Scope, limit: int) -> tuple[int | None, Response | None]:
+    """The body length the headers announce (None if they announce none), or a 400 or 413
+    for a `Content-Length` that is not a number or is over `limit`; read from the headers
+    alone, so it costs nothing whoever sends it."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             if not value.isdigit():
-                return error_response(400, "bad_request", "Content-Length is not a number")
+                return None, error_response(400, "bad_request", "Content-Length is not a number")
             if int(value) > limit:
-                return too_large(limit)
-    return None
+                return None, too_large(limit)
+            return int(value), None
+    return None, None
 
 
 def too_large(limit: int) -> Response:
