@@ -56,6 +56,25 @@ def test_a_migrated_database_is_at_the_newest_revision(migrated_engine: sa.Engin
     assert migrations.upgrade(migrated_engine) is False
 
 
+def test_an_upgrade_that_fails_part_way_leaves_the_schema_where_it_was(
+    database_url_factory: Callable[[], str],
+) -> None:
+    url = database_url_factory()
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            # Migration 0003 makes this table; the two before it succeed.
+            connection.execute(sa.text("CREATE TABLE procedures (id INTEGER)"))
+
+        with pytest.raises(migrations.MigrationFailed, match="procedures"):
+            migrations.upgrade(engine)
+
+        assert migrations.current_revision(engine) is None
+        assert sa.inspect(engine).get_table_names() == ["procedures"]
+    finally:
+        engine.dispose()
+
+
 # --- A database that cannot be used ------------------------------------------------------------
 
 PASSWORD = "s3cret"
