@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,8 +53,25 @@ def test_models_and_migrations_agree(migrated_engine: sa.Engine) -> None:
 
 
 def test_a_migrated_database_is_at_the_newest_revision(migrated_engine: sa.Engine) -> None:
-    assert migrations.current_revision(migrated_engine) == migrations.head_revision(migrated_engine)
+    # HEAD, which lets a server start without loading Alembic, names Alembic's own head.
+    assert migrations.head_revision(migrated_engine) == migrations.HEAD
+    assert migrations.current_revision(migrated_engine) == migrations.HEAD
     assert migrations.upgrade(migrated_engine) is False
+
+
+def test_a_server_starting_on_a_migrated_database_never_loads_alembic(
+    migrated_url: str,
+) -> None:
+    script = (
+        "import sys; from charter import migrations; from charter.db import make_engine; "
+        f"assert migrations.upgrade(make_engine({migrated_url!r})) is False; "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert loaded.strip() == "[]"
 
 
 def test_an_upgrade_that_fails_part_way_leaves_the_schema_where_it_was(
