@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -323,3 +324,44 @@ def test_an_unknown_sqlite_synchronous_is_refused_by_name(tmp_path: Path) -> Non
         SettingsError, match="CHARTER_SQLITE_SYNCHRONOUS must be one of normal, full"
     ):
         Settings.from_env({"CHARTER_HOME": str(tmp_path), "CHARTER_SQLITE_SYNCHRONOUS": "off"})
+
+
+# --- Connections ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pool_size", [None, "12"])
+def test_a_steady_load_reuses_the_pool_instead_of_opening_a_connection_per_unit(
+    tmp_path: Path, migrated_url: str, pool_size: str | None
+) -> None:
+    """Twelve units of work at a time, 20 rounds: the database sees at most twelve
+    connections opened, not one per unit past the first five (SQLAlchemy's default pool),
+    which on PostgreSQL would start a backend process per request."""
+    env = {"CHARTER_HOME": str(tmp_path), "CHARTER_DATABASE_URL": migrated_url}
+    if pool_size is not None:
+        env["CHARTER_DATABASE_POOL_SIZE"] = pool_size
+    db = open_database(Settings.from_env(env))
+    opened: list[object] = []
+    sa.event.listen(db.engine, "connect", lambda connection, _record: opened.append(connection))
+    together = threading.Barrier(12)
+
+    def unit() -> None:
+        for _ in range(20):
+            together.wait()
+            with db.reading() as session:
+                session.execute(sa.text("SELECT 1"))
+
+    try:
+        threads = [threading.Thread(target=unit) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        db.dispose()
+
+    assert len(opened) <= 12
+
+
+def test_a_pool_size_out_of_range_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="CHARTER_DATABASE_POOL_SIZE must be between 1 and"):
+        Settings.from_env({"CHARTER_HOME": str(tmp_path), "CHARTER_DATABASE_POOL_SIZE": "0"})

@@ -117,7 +117,10 @@ def open_database(settings: Settings, *, pooled: bool = True) -> Database:
     """The database, migrated. Unpooled, each unit of work opens and closes its connection."""
     try:
         db = Database.connect(
-            settings.database_url, pooled=pooled, sqlite_synchronous=settings.sqlite_synchronous
+            settings.database_url,
+            pooled=pooled,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.database_pool_size,
         )
     except DatabaseUnavailable as exc:
         raise StartupError(str(exc)) from None

@@ -28,6 +28,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from charter.settings import DEFAULT_POOL_SIZE
+
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -151,6 +153,10 @@ _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 def _sqlite_begin(connection: Connection) -> None:
     mode = "IMMEDIATE" if connection.get_execution_options().get("charter_write") else "DEFERRED"
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+# Connections a burst past the pool (CHARTER_DATABASE_POOL_SIZE) may open for a moment.
+POOL_OVERFLOW = 10
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "normal", **kwargs: Any) -> Engine:
@@ -328,12 +334,22 @@ class Database:
 
     @classmethod
     def connect(
-        cls, url: str, *, pooled: bool = True, sqlite_synchronous: str = "normal"
+        cls,
+        url: str,
+        *,
+        pooled: bool = True,
+        sqlite_synchronous: str = "normal",
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> Database:
-        """Open the database at `url` and check that it answers (`sqlite_synchronous`: see
-        `Settings`)."""
+        """Open the database at `url` and check that it answers (`sqlite_synchronous` and
+        `pool_size`: see `Settings`)."""
         options: dict[str, Any] = {"sqlite_synchronous": sqlite_synchronous}
-        if not pooled:
+        if pooled:
+            # Connections kept open for the units of work running at once. Past it, up to
+            # POOL_OVERFLOW more are opened for a burst and closed after their unit: a steady
+            # load above the pool would open a PostgreSQL backend (a process) per request.
+            options.update(pool_size=pool_size, max_overflow=POOL_OVERFLOW)
+        else:
             options["poolclass"] = NullPool
         engine = make_engine(url, **options)
         try:

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+# Database connections a server process keeps open (CHARTER_DATABASE_POOL_SIZE).
+DEFAULT_POOL_SIZE = 20
+
 # The repository's declaration of the OMNI policy; `charter init` copies it into CHARTER_HOME.
 BUNDLED_POLICY = Path(__file__).resolve().parents[2] / "policies" / "omni.yaml"
 
@@ -47,6 +50,9 @@ class Settings:
     # SQLite's `synchronous` in WAL mode: "normal" keeps every acknowledged write through a
     # killed process, "full" also through a power cut (an fsync per commit).
     sqlite_synchronous: str = "normal"
+    # Database connections each server process keeps open: as many units of work as run at
+    # once, so that a steady load never opens a connection per request.
+    database_pool_size: int = DEFAULT_POOL_SIZE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,6 +93,9 @@ class Settings:
             behind_proxy=_flag(env, "CHARTER_BEHIND_PROXY"),
             trusted_proxies=_addresses(env, "CHARTER_TRUSTED_PROXIES", ("127.0.0.1", "::1")),
             sqlite_synchronous=_choice(env, "CHARTER_SQLITE_SYNCHRONOUS", ("normal", "full")),
+            database_pool_size=_int(
+                env, "CHARTER_DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE, low=1, high=1000
+            ),
         )
 
     @property
