@@ -16,7 +16,7 @@ import os
 import re
 import select
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -210,26 +210,33 @@ def _create_engine(url: URL, sqlite_synchronous: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
-        # An unreachable host fails in seconds rather than after the system's TCP timeout.
-        kwargs["connect_args"] = {"connect_timeout": 10, **kwargs.get("connect_args", {})}
+    if url.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {**postgres_connect_args(url), **kwargs.get("connect_args", {})}
     # No ping before each checkout: it is a round trip in every unit of work. A connection the
     # server closed (a restart, a terminated backend) is found without one: its socket has
     # the server's goodbye waiting. Dropped without a word (a network gone), it fails its
     # first statement as a disconnect, and SQLAlchemy discards the pool's older connections.
     engine = create_engine(url, **kwargs)
-    event.listen(engine, "checkout", _refuse_closed_connection)
+    event.listen(engine, "checkout", refuse_closed_connection)
     return engine
 
 
-def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def postgres_connect_args(url: URL) -> dict[str, Any]:
+    """An unreachable host fails in seconds rather than after the system's TCP timeout,
+    unless the URL sets its own `connect_timeout`."""
+    return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+
+
+def refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     """Checkout listener: a pooled psycopg connection whose server has closed it is replaced
     (SQLAlchemy tries another on `DisconnectionError`). An idle connection has nothing to
     read unless the server said something, and to an idle connection of Charter's it says
     nothing but goodbye (a terminated backend's FATAL message, then the end of the stream).
-    Looking is a local call, not a round trip."""
+    Looking is a local call, not a round trip. (An asyncio connection comes wrapped in
+    SQLAlchemy's adapter, which holds psycopg's as `driver_connection`.)"""
+    psycopg_connection = getattr(dbapi_connection, "driver_connection", dbapi_connection)
     try:
-        waiting, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+        waiting, _, _ = select.select([psycopg_connection.pgconn.socket], [], [], 0)
     except Exception as exc:  # noqa: BLE001 - any failure here means the socket is gone
         raise DisconnectionError(str(exc)) from None
     if waiting:
@@ -453,6 +460,12 @@ class Database:
         self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
+
+
+def committed(session: Session, work: Callable[[Session], T]) -> T:
+    """`work(session)`, committed, or rolled back if it raises; the session closed after."""
+    with _committing(session):
+        return work(session)
 
 
 @contextlib.contextmanager

@@ -12,16 +12,20 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.util import await_
 
 from charter.audit.models import AuditEntry, AuditHead
 from charter.clock import Clock
 from charter.db import conflict_insert, table_of, utc_text
+
+if TYPE_CHECKING:
+    import psycopg
 
 GENESIS = "0" * 64
 _SEP = "\x1f"
@@ -153,18 +157,25 @@ def _append_one_and_commit(connection: Connection, entry: Appended) -> None:
     """Append one entry and commit, in one round trip: the statement and the COMMIT go to
     PostgreSQL together (psycopg's pipeline mode), so the head's row lock is held for the
     statement and the commit alone, with no wait for this process in between. Session.commit
-    then finds the transaction committed and has nothing left to send."""
+    then finds the transaction committed and has nothing left to send.
+
+    A unit of work on the event loop (charter.loop_writes) holds an asyncio connection: there
+    the same round trip is awaited through SQLAlchemy's bridge, the loop serving on meanwhile.
+    """
     import psycopg  # noqa: PLC0415 - loaded by servers on PostgreSQL only
 
     raw = connection.connection.driver_connection
-    if not isinstance(raw, psycopg.Connection):  # pragma: no cover - Charter's only PG driver
-        raise TypeError("PostgreSQL is reached through psycopg")
     try:
-        with raw.pipeline():
-            cursor = raw.cursor()
-            cursor.execute(_APPEND_ONE_PG, _row(entry))
-            raw.commit()
-        placed = cursor.fetchone()
+        if isinstance(raw, psycopg.AsyncConnection):
+            placed = await_(_append_one_and_commit_async(raw, _row(entry)))
+        elif isinstance(raw, psycopg.Connection):
+            with raw.pipeline():
+                cursor = raw.cursor()
+                cursor.execute(_APPEND_ONE_PG, _row(entry))
+                raw.commit()
+            placed = cursor.fetchone()
+        else:  # pragma: no cover - Charter's only PostgreSQL driver
+            raise TypeError("PostgreSQL is reached through psycopg")
     except psycopg.Error as exc:
         # As SQLAlchemy would have raised it: the callers' handling of a database that fails
         # (503 for one that does not answer) sees no difference.
@@ -184,6 +195,16 @@ def _append_one_and_commit(connection: Connection, entry: Appended) -> None:
     if placed is None:  # pragma: no cover - the statement fails instead (see below)
         raise RuntimeError("the audit entry found no head to follow")
     entry.seq, entry.prev_hash, entry.hash = placed
+
+
+async def _append_one_and_commit_async(
+    raw: psycopg.AsyncConnection[Any], row: dict[str, Any]
+) -> Any:
+    async with raw.pipeline():
+        cursor = raw.cursor()
+        await cursor.execute(_APPEND_ONE_PG, row)
+        await raw.commit()
+    return await cursor.fetchone()
 
 
 @sa_event.listens_for(Session, "after_rollback")

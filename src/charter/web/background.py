@@ -85,3 +85,5 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(record_closed_refusals, runtime, everything=True)
         if runtime.loop_reads is not None:
             runtime.loop_reads.close()
+        if runtime.loop_writes is not None:
+            await runtime.loop_writes.close()

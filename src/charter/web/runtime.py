@@ -10,6 +10,7 @@ from charter.clock import Clock
 from charter.consent.receipts import ReceiptSigner
 from charter.db import Database
 from charter.loop_reads import LoopReads
+from charter.loop_writes import LoopWrites
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
 from charter.settings import Settings
@@ -32,6 +33,8 @@ class Runtime:
     public_limit: MinuteLimit = field(init=False)
     # Reads on the event loop, on PostgreSQL (see charter.loop_reads).
     loop_reads: LoopReads | None = field(init=False, repr=False)
+    # Units of work on the event loop, on PostgreSQL (see charter.loop_writes).
+    loop_writes: LoopWrites | None = field(init=False, repr=False)
     _page: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +46,11 @@ class Runtime:
             None
             if self.db.is_sqlite
             else LoopReads(self.db.engine.url.render_as_string(hide_password=False))
+        )
+        self.loop_writes = (
+            None
+            if self.db.is_sqlite
+            else LoopWrites(self.db.engine, pool_size=self.settings.database_pool_size)
         )
 
     def policy_page(self) -> str:

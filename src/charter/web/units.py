@@ -6,7 +6,8 @@ threads, each waiting for the GIL), more than a small write to a local SQLite fi
 on SQLite a small write runs right on the event loop, if the write lock is free this instant
 (`Database.writing_now`); if another writer holds it, the work goes to the pool and waits for
 the lock there, never holding up the loop. On PostgreSQL each statement is a round trip over
-the network, and the work always goes to the pool, in one piece.
+the network: the unit runs on the loop through the asyncio bridge (charter.loop_writes),
+awaiting each answer while the loop serves other requests.
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from charter.db import Database
+from charter.web.runtime import Runtime
 
 T = TypeVar("T")
 
 
-async def write_unit(db: Database, work: Callable[[Session], T]) -> T:
+async def write_unit(runtime: Runtime, work: Callable[[Session], T]) -> T:
     """`work(session)` in one committed write unit (`Database.writing`), its result."""
-    with db.writing_now() as session:
+    if runtime.loop_writes is not None:
+        return await runtime.loop_writes.unit(work)
+    with runtime.db.writing_now() as session:
         if session is not None:
             return work(session)
-    return await run_in_threadpool(_in_thread, db, work)
+    return await run_in_threadpool(_in_thread, runtime.db, work)
 
 
 def _in_thread(db: Database, work: Callable[[Session], T]) -> T:

@@ -72,7 +72,7 @@ async def get_choices(
             history_limit=history_limit,
         )
 
-    found = await write_unit(runtime.db, read)
+    found = await write_unit(runtime, read)
     history = [c.as_json() for c in found.history]
     return {
         "person_id": found.person_id,
@@ -113,5 +113,5 @@ async def put_choices(
             receipts=given.receipts,
         )
 
-    saved = await write_unit(runtime.db, save)
+    saved = await write_unit(runtime, save)
     return {"person_id": saved.person_id, "current": dict(saved.current)}
