@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bench.client import Api, close, exchange, expect
 from bench.databases import empty_postgres
 from bench.harness import Result, Run, benchmark, percentile
-from bench.instance import HOST, Instance
+from bench.instance import HOST, Instance, imports_rss_mb
 from charter.db import DatabaseUnavailable
 
 PEOPLE = 1_000
@@ -148,6 +148,8 @@ def _measure(run: Run, database: str, settings: dict[str, str]) -> Iterator[Resu
         rss,
         "MB",
         False,
+        anchor="a fresh interpreter that only imported the server's modules",
+        anchor_value=imports_rss_mb(postgres=database == "postgres"),
         target=80,
         note=f"resident memory of the worker after the load; {where}",
     )

@@ -53,6 +53,22 @@ def run_charter(*args: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
+# What a serving process imports before it serves anything (the web stack and the CLI that
+# starts it; psycopg too, for PostgreSQL).
+_SERVER_IMPORTS = "import charter.cli.main, charter.web.server"
+
+
+def imports_rss_mb(*, postgres: bool = False) -> float:
+    """Resident memory of a fresh interpreter that has imported what a server imports and
+    done nothing else, in MiB: the floor under a worker's memory."""
+    imports = _SERVER_IMPORTS + (", charter.loop_writes, psycopg" if postgres else "")
+    script = f"{imports}; import psutil; print(psutil.Process().memory_info().rss)"
+    printed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    return int(printed) / (1024 * 1024)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
