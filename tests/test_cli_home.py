@@ -21,10 +21,13 @@ ARGUMENTS = {
     "charter staff add": ["sam", "--role", "billing"],
     "charter staff list": [],
     "charter staff disable": ["sam"],
+    "charter staff enable": ["sam"],
     "charter keys create": ["--staff", "sam"],
+    "charter keys list": [],
     "charter keys revoke": ["AAAAAAAAAAAA"],
     "charter keys rotate-master": [],
     "charter people resume-erasures": [],
+    "charter audit log": [],
     "charter audit verify": [],
     "charter audit checkpoint": [],
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -334,13 +334,18 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def verify_chain(
-    session: Session, *, against: Checkpoint | None = None, batch: int = 20000
+    session: Session,
+    *,
+    against: Checkpoint | None = None,
+    batch: int = 20000,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Verification:
     """Walk the whole chain; report the first entry that was altered, removed or reordered.
 
     With `against` (a checkpoint kept elsewhere), also prove that the entry at its place
     still has its hash, so nothing up to it was rewritten or replaced: an empty or a
-    replaced database fails.
+    replaced database fails. `progress(entries walked, entries to walk)` is called after
+    each batch.
     """
     connection = session.connection()
     # The walk stops at the head as read first: entries that other writers append meanwhile
@@ -377,6 +382,8 @@ def verify_chain(
                 found_checkpoint = found_checkpoint or (
                     against is not None and seq == against.seq and stored == against.hash
                 )
+            if progress is not None:
+                progress(count, head_seq)
     finally:
         cursor.close()
     ending = _check_ending(connection, count, last_hash, head_seq, head_hash)

@@ -63,6 +63,19 @@ def operator() -> str:
 
 
 @contextlib.contextmanager
+def reading() -> Iterator[Session]:
+    """A unit of work that only reads; a refusal is a one-line error and exit 1."""
+    db = database()
+    try:
+        with db.reading() as session:
+            yield session
+    except CharterError as exc:
+        fail(exc.message)
+    finally:
+        db.dispose()
+
+
+@contextlib.contextmanager
 def writing() -> Iterator[Session]:
     """A unit of work that commits at the end; a refusal is a one-line error and exit 1."""
     db = database()

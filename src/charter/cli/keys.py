@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from charter.boot import StartupError, master_key, open_keystore, pending_master_key_file
 from charter.cli import context
-from charter.cli.output import emit_json, fail
+from charter.cli.output import emit_json, fail, json_time, table_time
+from charter.cli.progress import Report, progress_bar
 from charter.staff import service
 from charter.vault.crypto import DecryptionFailed, encode_key, new_key
 from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore
@@ -25,8 +28,13 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.
 
 @app.command("create")
 def create(
-    staff: Annotated[str, typer.Option("--staff", help="The staff member the key belongs to.")],
-    expires_in_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days.")] = None,
+    staff: Annotated[
+        str,
+        typer.Option("--staff", metavar="NAME", help="The staff member the key belongs to."),
+    ],
+    expires_in_days: Annotated[
+        int | None, typer.Option(min=1, metavar="DAYS", help="Expire after this many days.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key and print it once; only its hash is kept."""
@@ -45,7 +53,7 @@ def create(
                 "key": issued.key,
                 "key_id": issued.key_id,
                 "staff": issued.staff_name,
-                "expires_at": issued.expires_at.isoformat() if issued.expires_at else None,
+                "expires_at": json_time(issued.expires_at),
             }
         )
     else:
@@ -53,9 +61,58 @@ def create(
         typer.echo(f"(key id {issued.key_id}; this is the only time the key is shown)", err=True)
 
 
+@app.command("list", short_help="List API keys and their last use; never a secret.")
+def list_(
+    staff: Annotated[
+        str | None,
+        typer.Option("--staff", metavar="NAME", help="Only the keys of this staff member."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List API keys: their id, holder, creation, last use, expiry and state; never a key's
+    secret (only its hash is kept). The last use is the last thing the audit log records
+    done with the key."""
+    now = context.clock.now()
+    with context.reading() as session:
+        uses = service.key_uses(session, staff)
+    if as_json:
+        emit_json(
+            {
+                "keys": [
+                    {
+                        "key_id": use.key.key_id,
+                        "staff": use.staff_name,
+                        "created_at": use.key.created_at,
+                        "last_used_at": use.last_used_at,
+                        "expires_at": use.key.expires_at,
+                        "revoked_at": use.key.revoked_at,
+                        "revoked": use.key.revoked_at is not None,
+                        "state": service.key_state(use.key, now),
+                    }
+                    for use in uses
+                ]
+            }
+        )
+        return
+    if not uses:
+        typer.echo("No API keys." if staff is None else f"No API keys for {staff}.")
+        return
+    table = Table("key id", "staff", "created (UTC)", "last used (UTC)", "expires (UTC)", "state")
+    for use in uses:
+        table.add_row(
+            use.key.key_id,
+            use.staff_name,
+            table_time(use.key.created_at),
+            table_time(use.last_used_at, missing="never"),
+            table_time(use.key.expires_at, missing="-"),
+            service.key_state(use.key, now),
+        )
+    Console().print(table)
+
+
 @app.command("revoke")
 def revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id shown at creation.")],
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key id shown at creation.")],
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke a key; it fails on the next request."""
@@ -67,7 +124,7 @@ def revoke(
         typer.echo(f"Revoked key {key_id}.")
 
 
-@app.command("rotate-master")
+@app.command("rotate-master", short_help="Re-wrap all data keys under a new master key.")
 def rotate_master(as_json: JsonFlag = False) -> None:
     """Re-wrap all data keys under a new master key, without re-encrypting the data.
 
@@ -104,7 +161,8 @@ def rotate_master(as_json: JsonFlag = False) -> None:
                 )
             except SQLAlchemyError:
                 fail("the audit log could not record the rotation; nothing was changed")
-            count = _rewrap(store, new, pending)
+            with progress_bar("Re-wrapping data keys", quiet=as_json) as report:
+                count = _rewrap(store, new, pending, report)
         finally:
             store.engine.dispose()
         if key_file is not None and pending is not None:
@@ -122,7 +180,7 @@ def rotate_master(as_json: JsonFlag = False) -> None:
         db.dispose()
 
 
-def _rewrap(store: SqlKeyStore, new: bytes, pending: Path | None) -> int:
+def _rewrap(store: SqlKeyStore, new: bytes, pending: Path | None, report: Report | None) -> int:
     """Re-wrap the store under `new`, with `new` first written to `pending` if given.
 
     The new key is on disk before the re-wrap commits, so a crash at any point leaves a key
@@ -136,7 +194,7 @@ def _rewrap(store: SqlKeyStore, new: bytes, pending: Path | None) -> int:
             fail(f"{pending} appeared meanwhile: another rotation is running")
             raise  # unreachable: fail() exits
     try:
-        return store.rewrap(new)
+        return store.rewrap(new, report)
     except (DecryptionFailed, SQLAlchemyError):
         if not _may_open(store.engine, new):
             if pending is not None:

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Any, NoReturn
 
 
+def json_time(moment: dt.datetime | None) -> str | None:
+    """A time as the API's JSON writes it: UTC, with a `Z` (`2026-11-25T12:00:00Z`, the
+    microseconds only when there are some), so that a script reads the CLI and the API
+    alike."""
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def table_time(moment: dt.datetime | None, *, missing: str = "") -> str:
+    """A time for a table that people read: UTC, to the second; `missing` for None."""
+    if moment is None:
+        return missing
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return json_time(value)
+    return str(value)
+
+
 def emit_json(value: Any) -> None:
-    """Write one JSON document to stdout."""
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Write one JSON document to stdout; datetimes in it are written as `json_time` does."""
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=_json_value) + "\n")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

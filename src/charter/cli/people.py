@@ -16,12 +16,13 @@ app = typer.Typer(no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
-@app.command("resume-erasures")
+@app.command("resume-erasures", short_help="Finish interrupted erasures; settle new data keys.")
 def resume_erasures(
     keys_older_than: Annotated[
         int,
         typer.Option(
             min=0,
+            metavar="SECONDS",
             help="Settle data keys made at least this many seconds ago; 0 when no Charter "
             "server is running (a key younger than this may belong to a write in flight).",
         ),

@@ -17,7 +17,9 @@ from charter.settings import BUNDLED_POLICY
 
 app = typer.Typer(no_args_is_help=True)
 
-FileArg = Annotated[Path, typer.Argument(help="A policy file (YAML).", show_default=False)]
+FileArg = Annotated[
+    Path, typer.Argument(metavar="FILE", help="A policy file (YAML).", show_default=False)
+]
 
 
 class RenderFormat(StrEnum):
@@ -59,10 +61,10 @@ def validate(
 def render(
     file: FileArg,
     fmt: Annotated[
-        RenderFormat, typer.Option("--format", help="Output format.")
+        RenderFormat, typer.Option("--format", metavar="html|markdown", help="Output format.")
     ] = RenderFormat.html,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write here, not stdout.")
     ] = None,
 ) -> None:
     """Render the human-readable policy page from a policy file."""
@@ -76,7 +78,7 @@ def render(
         output.write_text(text, encoding="utf-8")
 
 
-@app.command()
+@app.command(short_help="Say what changed between two versions of a policy.")
 def diff(
     old: FileArg,
     new: FileArg,
@@ -103,15 +105,17 @@ def _checkout_tests() -> Path | None:
     return tests if (root / "src").is_dir() and tests.is_dir() else None
 
 
-@app.command()
+@app.command(short_help="Trace each clause C1-C26 to its policy items and tests.")
 def clauses(
     policy_file: Annotated[
-        Path, typer.Option("--policy", help="The policy file whose clauses are traced.")
+        Path,
+        typer.Option("--policy", metavar="FILE", help="The policy file whose clauses are traced."),
     ] = BUNDLED_POLICY,
     tests: Annotated[
         Path | None,
         typer.Option(
             "--tests",
+            metavar="DIR",
             help="The folder of tests to read for clause markers; default: the checkout's tests/.",
             show_default=False,
         ),

@@ -17,16 +17,12 @@ from charter.boot import StartupError, boot
 from charter.cli import context
 from charter.cli.output import fail
 
-app = typer.Typer()
 
-
-@app.callback(invoke_without_command=True)
-def serve() -> None:
+def command() -> None:
     """Serve Charter until interrupted (Ctrl-C)."""
-    # The web stack is loaded only by the command that serves.
-    import uvicorn  # noqa: PLC0415
+    import uvicorn  # noqa: PLC0415 - only the command that serves loads the web stack
 
-    from charter.web import server, workers  # noqa: PLC0415
+    from charter.web import server, workers  # noqa: PLC0415 - as above
 
     settings = context.settings()
     try:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import typer
 from rich.console import Console
 
 from charter.boot import StartupError, boot, prepare_home
 from charter.cli import context
 from charter.cli.output import fail
 
-app = typer.Typer()
 
-
-@app.callback(invoke_without_command=True)
-def init() -> None:
+def command() -> None:
     """Create the data folder with the OMNI policy, and bring the database up to date."""
     console = Console()
     settings = context.settings(require_home=False)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
+from charter.audit.reading import last_acted
 from charter.clock import Clock
 from charter.db import table_of, utc_from_text
 from charter.errors import Conflict, NotFound, Unauthenticated, Unprocessable
@@ -51,8 +52,13 @@ class Actor:
     def ref(self) -> str:
         """How the audit log names this actor: ids only; a key minted by another staff member
         names them too, so that what is done with it is on both."""
-        ref = f"staff:{self.staff_id}/key:{self.key_id}"
-        return ref if self.issued_by is None else f"{ref}/by:staff:{self.issued_by}"
+        return key_actor(self.staff_id, self.key_id, self.issued_by)
+
+
+def key_actor(staff_id: int, key_id: str, issued_by: int | None) -> str:
+    """How the audit log names what is done with a key (`Actor.ref`)."""
+    ref = f"staff:{staff_id}/key:{key_id}"
+    return ref if issued_by is None else f"{ref}/by:staff:{issued_by}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,18 @@ def disable_staff(session: Session, clock: Clock, *, actor: str, name: str) -> S
     return member
 
 
+def enable_staff(session: Session, clock: Clock, *, actor: str, name: str) -> StaffMember:
+    """Enable a disabled staff member again; their keys that are neither revoked nor expired
+    work again on the next request."""
+    member = _staff_by_name(session, name)
+    if member.active:
+        raise Conflict(f"staff member '{name}' is already active", code="staff_active")
+    member.active = True
+    member.disabled_at = None
+    record(session, clock, Event(actor, "staff:member:enabled", f"staff:{member.id}"))
+    return member
+
+
 def create_key(
     session: Session,
     clock: Clock,
@@ -198,6 +216,35 @@ def list_keys(session: Session, staff_name: str | None = None) -> list[ApiKey]:
     if staff_name is not None:
         query = query.where(ApiKey.staff_id == _staff_by_name(session, staff_name).id)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class KeyUse:
+    """A key as a listing shows it: never its secret."""
+
+    key: ApiKey
+    staff_name: str
+    # The last time the audit log records something done with the key; None if never.
+    last_used_at: dt.datetime | None
+
+
+def key_state(key: ApiKey, now: dt.datetime) -> str:
+    """`revoked`, `expired` or `valid`, as `admit` decides on the key itself (whether its
+    holder is active aside)."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "valid"
+
+
+def key_uses(session: Session, staff_name: str | None = None) -> list[KeyUse]:
+    """`list_keys`, with each key's holder and its last recorded use."""
+    keys = list_keys(session, staff_name)
+    names = dict(session.execute(select(StaffMember.id, StaffMember.name)).all())
+    refs = {key.key_id: key_actor(key.staff_id, key.key_id, key.issued_by) for key in keys}
+    used = last_acted(session, refs.values())
+    return [KeyUse(key, names[key.staff_id], used.get(refs[key.key_id])) for key in keys]
 
 
 class AuthenticationFailed(Unauthenticated):

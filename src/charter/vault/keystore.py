@@ -26,6 +26,8 @@ _CHECK_PLAINTEXT = b"charter master key check"
 _CHECK_ID = "__master_key_check__"
 _INDEX_ID = "__blind_index__"
 _RESERVED = frozenset({_CHECK_ID, _INDEX_ID})
+# How many keys `SqlKeyStore.rewrap` re-wraps between two reports of its progress.
+_REWRAP_STEP = 500
 
 
 class MasterKeyMismatch(Exception):
@@ -56,8 +58,9 @@ class KeyStore(Protocol):
         """Destroy the people's keys for good; returns how many were destroyed."""
         ...
 
-    def rewrap(self, new_master: bytes) -> int:
-        """Re-wrap every data key under `new_master`; returns how many keys."""
+    def rewrap(self, new_master: bytes, progress: Callable[[int, int], None] | None = None) -> int:
+        """Re-wrap every data key under `new_master`; returns how many keys. `progress(done,
+        total)` is called as the work goes on (the store's rows, its own among them)."""
         ...
 
     def index_key(self) -> bytes:
@@ -344,7 +347,7 @@ class SqlKeyStore:
             session.commit()
         return self.destroy(orphaned)
 
-    def rewrap(self, new_master: bytes) -> int:
+    def rewrap(self, new_master: bytes, progress: Callable[[int, int], None] | None = None) -> int:
         sealer = Sealer(new_master)
         count = 0
         with Session(self._writer) as session:
@@ -352,10 +355,16 @@ class SqlKeyStore:
             # either finishes first (its keys are read below and re-wrapped) or waits and
             # then finds the new master key (`_create`).
             session.execute(_LOCK_CHECK_ROW.with_for_update())
-            for row in session.scalars(select(WrappedKey)):
+            rows = session.scalars(select(WrappedKey)).all()
+            for done, row in enumerate(rows, start=1):
                 plain = self._master.open(row.wrapped, _associated(row.person_id))
                 row.wrapped = sealer.seal(plain, _associated(row.person_id))
                 count += row.person_id not in _RESERVED
+                if progress is not None and (done % _REWRAP_STEP == 0 or done == len(rows)):
+                    # Written as it goes, in the same transaction, so that what is reported
+                    # done is done but for the commit (instead of all of it at the commit).
+                    session.flush()
+                    progress(done, len(rows))
             session.commit()
         self._master = sealer
         self._cache.clear()
@@ -407,5 +416,12 @@ class MemoryKeyStore:
                 self._unsettled.pop(person_id, None)
         return self.destroy(orphaned)
 
-    def rewrap(self, new_master: bytes) -> int:  # noqa: ARG002 - keys are held unwrapped here
-        return len(self._keys)
+    def rewrap(
+        self,
+        new_master: bytes,  # noqa: ARG002 - keys are held unwrapped here
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        count = len(self._keys)
+        if progress is not None:
+            progress(count, count)
+        return count
