@@ -53,6 +53,9 @@ class Settings:
     # Database connections each server process keeps open: as many units of work as run at
     # once, so that a steady load never opens a connection per request.
     database_pool_size: int = DEFAULT_POOL_SIZE
+    # How the request log writes its lines: "text" for people, "json" (an object a line) for
+    # machines.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +99,7 @@ class Settings:
             database_pool_size=_int(
                 env, "CHARTER_DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE, low=1, high=1000
             ),
+            log_format=_choice(env, "CHARTER_LOG_FORMAT", ("text", "json")),
         )
 
     @property

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from charter.errors import CharterError, Unauthenticated
 from charter.web.headers import add_security_headers
+from charter.web.requestlog import REQUEST_ID_HEADER, request_id_of
 
 log = logging.getLogger("charter.web")
 
@@ -116,11 +117,15 @@ def database_unavailable(exc: Exception) -> JSONResponse:
     return response
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error: %s", type(exc).__name__)
     response = error_response(500, "internal_error", "Charter could not complete the request")
-    # Starlette sends this answer from outside every middleware, SecurityHeaders included.
+    # Starlette sends this answer from outside every middleware, SecurityHeaders and
+    # RequestLog included.
     add_security_headers(response.headers)
+    request_id = request_id_of(request.scope)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
     return response
 
 

@@ -5,6 +5,7 @@ loopback address or behind a TLS proxy."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import ipaddress
 import socket
@@ -14,12 +15,14 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
 
 from charter.boot import Booted, StartupError, boot
 from charter.clock import Clock, SystemClock
 from charter.settings import Settings
 from charter.web.app import create_app
 from charter.web.errors import keep_tracebacks_out_of_logs
+from charter.web.requestlog import JsonLines, TextLines
 from charter.web.workers import BACKLOG
 
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
@@ -73,6 +76,35 @@ def base_url(settings: Settings) -> str:
     return f"{scheme}://{host}:{settings.port}"
 
 
+def logging_config(log_format: str) -> dict[str, Any]:
+    """uvicorn's logging (`logging.config.dictConfig`), with the request log beside it on
+    stderr; with `json`, uvicorn's lines and Charter's warnings are JSON objects too, so that
+    every line of stderr parses."""
+    # A copy: uvicorn writes into the configuration it is given.
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    lines = JsonLines if log_format == "json" else TextLines
+    config["formatters"]["charter"] = {"()": lines}
+    config["handlers"]["charter"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "charter",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["charter.requests"] = {
+        "handlers": ["charter"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    if log_format == "json":
+        config["handlers"]["default"]["formatter"] = "charter"
+        # At the level Charter's warnings had before (the root logger's), now on the handler.
+        config["loggers"]["charter"] = {
+            "handlers": ["charter"],
+            "level": "WARNING",
+            "propagate": False,
+        }
+    return config
+
+
 def server_config(settings: Settings, app: FastAPI | str, **options: Any) -> Any:
     """The uvicorn configuration every serving process uses (a `uvicorn.Config`)."""
     return uvicorn.Config(
@@ -87,7 +119,10 @@ def server_config(settings: Settings, app: FastAPI | str, **options: Any) -> Any
         proxy_headers=settings.behind_proxy,
         forwarded_allow_ips=list(settings.trusted_proxies),
         server_header=False,
+        log_config=logging_config(settings.log_format),
         log_level="warning",
+        # uvicorn's access log prints the path as asked (identifiers in it) and the client's
+        # address: web/requestlog.py logs each request instead.
         access_log=False,
         **options,
     )
