@@ -56,6 +56,7 @@ Permission = Literal[
     "people:collect",
     "people:use",
     "people:erase",
+    "people:lookup",
     "choices:read",
     "choices:write",
     "decisions:ask",
