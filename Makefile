@@ -7,14 +7,16 @@ DEV_STAMP := $(VENV)/.dev-installed
 CHARTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export CHARTER_TEST_POSTGRES_URL
 
-.PHONY: run test lint typecheck audit test-sqlite test-postgres bench clean
+.PHONY: run test lint typecheck audit browser test-sqlite test-postgres bench clean
 
 $(BIN)/python:
+	@echo "Creating the virtual environment in $(VENV)…"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade -c constraints.txt pip
 
 $(RUN_STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e .
+	@echo "Installing Charter and its pinned dependencies…"
+	$(BIN)/pip install --progress-bar on -c constraints.txt -e .
 	touch $@
 
 $(DEV_STAMP): $(RUN_STAMP) pyproject.toml constraints.txt
@@ -37,11 +39,22 @@ typecheck: $(DEV_STAMP)
 audit: $(DEV_STAMP)
 	$(BIN)/python tools/dependency_audit.py constraints.txt
 
-test-sqlite: $(DEV_STAMP)
+# The browser tests (tests/web/test_docs_pages.py) drive Debian's chromium; Playwright never
+# downloads a browser of its own.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "Installing Debian's chromium for the browser tests…"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends chromium; \
+	fi
+
+test-sqlite: $(DEV_STAMP) browser
 	CHARTER_TEST_DATABASE=sqlite $(BIN)/pytest -n auto
 
 # The whole suite again on PostgreSQL. Under CI (CI=true) PostgreSQL is required.
-test-postgres: $(DEV_STAMP)
+test-postgres: $(DEV_STAMP) browser
 	@if $(BIN)/python -m tests.postgres_ready; then \
 		CHARTER_TEST_DATABASE=postgres $(BIN)/pytest -n auto; \
 	elif [ "$$CI" = "true" ]; then \

@@ -194,7 +194,8 @@ def test_public_paths_answer_without_a_key(app: FastAPI, client: TestClient) -> 
     for path in sorted(PUBLIC_PATHS):
         methods = served[path].methods or {"GET"}
         method = "GET" if "GET" in methods else sorted(methods)[0]
-        response = client.request(method, path)
+        # A path with a parameter is asked for one thing it serves.
+        response = client.request(method, path.replace("{name}", "swagger-ui.css"))
         if method == "GET":
             assert response.status_code == 200, f"{method} {path} answered {response.status_code}"
         else:  # it wants a body, and says so rather than asking for a key

@@ -22,6 +22,8 @@ PUBLIC_PATHS = frozenset(
         "/v1/policy",
         "/v1/datamap",
         "/docs",
+        "/docs/assets/{name}",
+        "/redoc",
         "/openapi.json",
         "/v1/public/consent-receipts",
     }
