@@ -10,9 +10,11 @@ from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings
 from charter.vault.keystore import KeyStore
 from charter.web.background import lifespan
+from charter.web.contract import document_refusals
 from charter.web.errors import install_error_handlers
 from charter.web.gate import Gate
 from charter.web.headers import SecurityHeaders
+from charter.web.requestlog import RequestLog
 from charter.web.routes import (
     audit,
     choices,
@@ -20,6 +22,7 @@ from charter.web.routes import (
     docs,
     events,
     health,
+    lookup,
     people,
     policy,
     public,
@@ -53,10 +56,26 @@ def create_app(
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    routers = (health, policy, docs, public, staff, audit, collection, events, people, choices)
+    routers = (
+        health,
+        policy,
+        docs,
+        public,
+        staff,
+        audit,
+        collection,
+        events,
+        people,
+        lookup,
+        choices,
+    )
     for module in routers:
+        document_refusals(module.router)
         app.include_router(module.router)
     app.add_middleware(Gate, router=app.router, runtime=runtime)
-    # Added last, so outermost: the Gate's refusals carry the headers too.
+    # Outside the Gate: its refusals carry the headers too.
     app.add_middleware(SecurityHeaders)
+    # Added last, so outermost: every answer is logged and carries its X-Request-ID, the
+    # Gate's refusals included.
+    app.add_middleware(RequestLog, router=app.router)
     return app

@@ -37,7 +37,7 @@ from charter.staff.service import (
 )
 from charter.web.auth import SMALL_BODY_BYTES, permits_of
 from charter.web.errors import database_unavailable, error_response
-from charter.web.limits import declared_length, nul_refusal, read_body
+from charter.web.limits import declared_length, media_type_refusal, nul_refusal, read_body
 from charter.web.runtime import Runtime
 
 
@@ -48,17 +48,21 @@ class Guard:
 
     permissions: tuple[str, ...]
     body_bytes: int
+    # The route reads a JSON body (a body of another type is refused, 415).
+    takes_json: bool = False
 
     @classmethod
     def of(cls, route: RouteContext) -> Guard:
         if not isinstance(route.original_route, APIRoute):
             return _OPEN
+        takes_json = route.original_route.body_field is not None
         permits = permits_of(route.dependant)
         if not permits:
-            return _OPEN
+            return cls((), SMALL_BODY_BYTES, takes_json)
         return cls(
             tuple(dict.fromkeys(p.permission for p in permits)),
             max(p.body_bytes for p in permits),
+            takes_json,
         )
 
 
@@ -122,7 +126,7 @@ class Gate:
             await refusal(scope, receive, send)
             return
         if scope.get("method") in _BODILESS:
-            await self._read_and_serve(scope, receive, send, limit)
+            await self._read_and_serve(scope, receive, send, limit, takes_json=False)
             return
         # Each body read is held in memory until its request is done. A request reserves what
         # it may hold (its declared length, else its route's limit); past the budget a sender
@@ -136,15 +140,19 @@ class Gate:
             return
         self._buffered += reserved
         try:
-            await self._read_and_serve(scope, receive, send, limit)
+            await self._read_and_serve(scope, receive, send, limit, takes_json=guard.takes_json)
         finally:
             self._buffered -= reserved
 
-    async def _read_and_serve(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    async def _read_and_serve(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, *, takes_json: bool
+    ) -> None:
         replaying, body, refusal = await read_body(
             receive, limit=limit, timeout_s=self._runtime.settings.body_timeout_s
         )
         refusal = refusal or nul_refusal(scope, body)
+        if refusal is None and takes_json:
+            refusal = media_type_refusal(scope, body)
         if refusal is not None:
             await refusal(scope, receive, send)
             return

@@ -71,6 +71,26 @@ async def read_body(
     return replay([message], receive), body, None
 
 
+def media_type_refusal(scope: Scope, body: bytes) -> Response | None:
+    """A 415 for a body sent as anything but JSON, to a route that takes JSON: without the
+    header, the body would be read as a string and refused as an invalid one, which says
+    nothing of the real mistake. An empty body needs no type."""
+    if not body:
+        return None
+    content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+    media = content_type.split(b";", 1)[0].strip().lower()
+    if media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    ):
+        return None
+    return error_response(
+        415,
+        "unsupported_media_type",
+        "the body must be sent as JSON, with Content-Type: application/json",
+        {"expected": "application/json"},
+    )
+
+
 def nul_refusal(scope: Scope, body: bytes) -> Response | None:
     """A 422 for a NUL character anywhere in the request: no database column holds one
     (PostgreSQL refuses it outright), so it is refused at the door, with a clear reason."""

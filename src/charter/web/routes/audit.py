@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from charter.audit.chain import Checkpoint, verify_chain
 from charter.audit.models import MAX_SEQ
@@ -17,7 +18,31 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 AuditReader = Annotated[Actor, Depends(Permit("audit:read"))]
 
 
-@router.get("")
+class Entry(BaseModel):
+    seq: int = Field(description="The entry's place in the chain, from 1.")
+    at: str = Field(description="When, in UTC (ISO 8601, `Z`).")
+    actor: str = Field(description="Who acted: `staff:<name>`, `service`, `system`, ...")
+    action: str = Field(description="What was done, as a stable tag.", examples=["choices:set"])
+    target: str = Field(description="What it was done to (a person id, a staff handle, ...).")
+    outcome: str = Field(description="`allowed`, `denied`, `done`, ...")
+    details: Any = Field(description="What else the entry records; never personal data.")
+    hash: str = Field(description="The entry's hash, which the next entry chains to.")
+
+
+class EntryPage(BaseModel):
+    entries: list[Entry]
+    next: int | None = Field(description="`after` for the next page; null on the last.")
+
+
+class Verification(BaseModel):
+    ok: bool = Field(description="The chain is whole (and holds the checkpoint, if given).")
+    entries: int = Field(description="How many entries were checked.")
+    head_hash: str = Field(description="The hash of the last entry.")
+    first_bad_seq: int | None = Field(description="The first altered, removed or moved entry.")
+    reason: str | None = Field(description="What is wrong there, in words.")
+
+
+@router.get("", response_model=EntryPage)
 def list_entries(
     _: AuditReader,
     session: ReadSession,
@@ -35,7 +60,7 @@ def list_entries(
     }
 
 
-@router.get("/verify")
+@router.get("/verify", response_model=Verification)
 def verify(
     _: AuditReader,
     session: ReadSession,

@@ -17,6 +17,7 @@ from charter.consent.choices import topics
 from charter.staff.service import Actor
 from charter.vault.choices import PersonChoices, read_choices, save_choices
 from charter.web.auth import Permit
+from charter.web.contract import refusals
 from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
 from charter.web.params import MAX_ID, PersonInPath
 from charter.web.units import write_unit
@@ -28,7 +29,10 @@ Receipt = Annotated[str, Field(min_length=1, max_length=512)]
 
 
 class ChoicesBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"choices": {"purpose:promotional": False}}]},
+    )
 
     choices: dict[Annotated[str, Field(max_length=80)], bool] = Field(
         default_factory=dict,
@@ -46,7 +50,33 @@ class ChoicesBody(BaseModel):
     )
 
 
-@router.get("")
+class ChoiceChange(BaseModel):
+    id: int
+    topic: str
+    granted: bool
+    method: str = Field(description="How it was recorded: `api`, `gpc`, `preference_center`...")
+    policy_version: str
+    at: str = Field(description="When, in UTC (ISO 8601, `Z`).")
+
+
+class Choices(BaseModel):
+    person_id: str = Field(description="Whose choices: the user a visitor became, if so.")
+    current: dict[str, bool] = Field(description="topic -> granted, for the choices in force.")
+
+
+class ChoicesWithHistory(Choices):
+    offered: dict[str, str] = Field(description="topic -> what it means, in the policy's words.")
+    history: list[ChoiceChange]
+    history_next: int | None = Field(description="`history_after` for the next page.")
+
+
+_NOT_HERE = {
+    "_404": "No such person (`person_not_found`).",
+    "_410": "The person was erased (`person_erased`).",
+}
+
+
+@router.get("", response_model=ChoicesWithHistory, responses=refusals(404, 410, **_NOT_HERE))
 async def get_choices(
     actor: Reader,
     person_id: PersonInPath,
@@ -83,7 +113,22 @@ async def get_choices(
     }
 
 
-@router.put("")
+@router.put(
+    "",
+    response_model=Choices,
+    responses=refusals(
+        403,
+        404,
+        409,
+        410,
+        _403="A yes without the person's consent receipt for its topic "
+        "(`consent_needs_the_person`), or a receipt that does not stand for it "
+        "(`receipt_invalid`, `receipt_expired`, `receipt_used`, `receipt_not_for_topic`, "
+        "`receipt_not_for_person`).",
+        _409="The policy changed since the receipt was given (`policy_version_changed`).",
+        **_NOT_HERE,
+    ),
+)
 async def put_choices(
     actor: Writer,
     person_id: PersonInPath,

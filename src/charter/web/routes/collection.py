@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from charter.staff.service import Actor
 from charter.vault.collection import Submission, collect
 from charter.web.auth import FORM_BODY_BYTES, Permit
+from charter.web.contract import refusals
 from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
 from charter.web.params import CustomerId, FieldName, PersonId, PointId, SourceName
 
@@ -20,26 +21,78 @@ VisitorIdentifier = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Who(BaseModel):
+    """Whom the submission is from, as the calling service knows them."""
+
     model_config = ConfigDict(extra="forbid")
 
-    person_id: PersonId | None = None
-    visitor_id: VisitorIdentifier | None = None
-    other_visitor_ids: list[VisitorIdentifier] = Field(default_factory=list, max_length=50)
-    customer_id: CustomerId | None = None
+    person_id: PersonId | None = Field(
+        default=None, description="The signed-in person, as Charter named them."
+    )
+    visitor_id: VisitorIdentifier | None = Field(
+        default=None, description="The browser's visitor cookie (`omni_vid`)."
+    )
+    other_visitor_ids: list[VisitorIdentifier] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Other visitor cookies of the same person (other browsers, devices).",
+    )
+    customer_id: CustomerId | None = Field(
+        default=None, description="For data a customer gives about its own users."
+    )
 
 
 class CollectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "collection_point": "sign_up",
+                    "person": {"visitor_id": "visitor-0001"},
+                    "fields": {"name": "Ines Example", "email": "ines@example.com"},
+                }
+            ]
+        },
+    )
 
-    collection_point: PointId
+    collection_point: PointId = Field(
+        description="Where the data is collected: a collection point of the policy."
+    )
     person: Who = Field(default_factory=Who)
-    fields: dict[FieldName, FieldValue] = Field(max_length=200)
-    source: Literal["given", "automatic", "other_source"] = "given"
-    source_name: SourceName | None = None
+    fields: dict[FieldName, FieldValue] = Field(
+        max_length=200, description="field -> value, as the collection point declares them."
+    )
+    source: Literal["given", "automatic", "other_source"] = Field(
+        default="given",
+        description="Whether the person gave it, it was collected automatically, or it came "
+        "from another source.",
+    )
+    source_name: SourceName | None = Field(
+        default=None, description="With `other_source`: which enrichment source of the policy."
+    )
     publish: bool = Field(default=False, description="The person agreed to publication (reviews).")
 
 
-@router.post("/collect", status_code=201)
+class Collected(BaseModel):
+    person_id: str = Field(description="Whose data this now is: the id to use from here on.")
+    submission_id: str
+    stored_fields: list[str] = Field(description="The fields stored, each encrypted.")
+    published: bool = Field(description="Whether the submission (a review) may be published.")
+
+
+@router.post(
+    "/collect",
+    status_code=201,
+    response_model=Collected,
+    responses=refusals(
+        404,
+        409,
+        _404="Not a collection point of the policy (`unknown_collection_point`), or no such "
+        "person (`person_not_found`).",
+        _409="The person was erased or objected to the policy (`person_erased`, "
+        "`person_objected`): nothing more is collected.",
+    ),
+)
 def collect_submission(
     actor: Collector,
     body: CollectBody,

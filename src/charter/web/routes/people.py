@@ -13,6 +13,7 @@ from charter.access.use import ask, use_personal_data
 from charter.staff.service import Actor
 from charter.vault.erasure import erase_person
 from charter.web.auth import Permit
+from charter.web.contract import ErrorBody, refusals
 from charter.web.deps import PolicyDep, RuntimeDep
 from charter.web.params import PersonId, PersonInPath
 
@@ -24,10 +25,19 @@ Category = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class UseBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"purpose": "identity_verification", "categories": ["contact.email"]}]
+        },
+    )
 
-    purpose: Annotated[str, Field(min_length=1, max_length=64)]
-    categories: Annotated[list[Category], Field(min_length=1, max_length=100)]
+    purpose: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="Why: one of the purposes of the policy."
+    )
+    categories: Annotated[list[Category], Field(min_length=1, max_length=100)] = Field(
+        description="Which personal data: categories (`contact.email`) or a group (`contact`)."
+    )
 
 
 class PageOfUse(UseBody):
@@ -40,7 +50,54 @@ class PageOfUse(UseBody):
 
 
 class DecisionBody(UseBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "person_id": "<person id, as POST /v1/collect returned it>",
+                    "purpose": "identity_verification",
+                    "categories": ["contact.email"],
+                }
+            ]
+        },
+    )
+
     person_id: PersonId
+
+
+class DecisionOut(BaseModel):
+    allowed: bool
+    code: str = Field(description="`allowed`, or why not, as a stable code.")
+    reason: str = Field(description="The decision in words.")
+
+
+class UseValue(BaseModel):
+    category: str
+    field: str
+    collection_point: str
+    value: str = Field(description="The value, decrypted.")
+    collected_at: str
+    source: str = Field(description="`given`, `automatic` or `other_source`.")
+    source_name: str | None
+
+
+class UseAnswer(BaseModel):
+    decision: DecisionOut
+    values: list[UseValue]
+    withheld: int = Field(description="Values the decision does not let this use see.")
+    unreadable: int = Field(description="Values that do not decrypt where they are stored.")
+    next: str | None = Field(description="`after` for the next page; null on the last.")
+
+
+class UseRefusal(ErrorBody):
+    decision: DecisionOut
+
+
+class Erasure(BaseModel):
+    person_id: str
+    keys_destroyed: int
+    records_deleted: int
+    events_deleted: int
 
 
 def _refusal(decision: Decision) -> JSONResponse:
@@ -53,7 +110,18 @@ def _refusal(decision: Decision) -> JSONResponse:
     )
 
 
-@router.post("/people/{person_id}/use")
+@router.post(
+    "/people/{person_id}/use",
+    response_model=UseAnswer,
+    responses={
+        **refusals(404, 410, _404="No such person (`person_not_found`)."),
+        403: {
+            "model": UseRefusal,
+            "description": "The use is refused, by the policy or by the person's choices: "
+            "`decision` says why (or the key's role lacks `people:use`).",
+        },
+    },
+)
 def use(
     actor: User,
     person_id: PersonInPath,
@@ -87,7 +155,11 @@ def use(
         }
 
 
-@router.post("/decisions")
+@router.post(
+    "/decisions",
+    response_model=DecisionOut,
+    responses=refusals(404, _404="No such person (`person_not_found`)."),
+)
 def decisions(
     actor: Asker, body: DecisionBody, runtime: RuntimeDep, policy: PolicyDep
 ) -> dict[str, Any]:
@@ -105,7 +177,11 @@ def decisions(
         return decision.as_json()
 
 
-@router.delete("/people/{person_id}")
+@router.delete(
+    "/people/{person_id}",
+    response_model=Erasure,
+    responses=refusals(404, _404="No such person (`person_not_found`)."),
+)
 def erase(actor: Eraser, person_id: PersonInPath, runtime: RuntimeDep) -> dict[str, Any]:
     """Destroy the person's keys and delete their records; nothing of theirs decrypts again.
     Durable step by step: an erasure interrupted by a crash is finished at the next start."""

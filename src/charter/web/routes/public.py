@@ -3,6 +3,7 @@ the essential visitor cookie."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Cookie
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from charter.errors import Unprocessable
 from charter.vault.choices import issue_consent_receipt
+from charter.web.contract import refusals
 from charter.web.deps import PolicyDep, PublicCaller, RuntimeDep
 
 router = APIRouter(prefix="/v1/public", tags=["public"])
@@ -22,7 +24,12 @@ VisitorCookie = Annotated[
 
 
 class ReceiptRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"topic": "purpose:other_with_consent", "policy_version": "1.0"}]
+        },
+    )
 
     topic: Annotated[str, Field(min_length=1, max_length=80)] = Field(
         description="The choice the person says yes to, e.g. 'purpose:other_with_consent'."
@@ -32,7 +39,28 @@ class ReceiptRequest(BaseModel):
     )
 
 
-@router.post("/consent-receipts", status_code=201)
+class Receipt(BaseModel):
+    receipt: str = Field(description="The receipt, for the service to forward with the choice.")
+    topic: str
+    expires_at: dt.datetime
+
+
+@router.post(
+    "/consent-receipts",
+    status_code=201,
+    response_model=Receipt,
+    responses=refusals(
+        403,
+        409,
+        422,
+        429,
+        _403="The page's origin is not one of `CHARTER_ALLOWED_ORIGINS` (`origin_not_allowed`).",
+        _409="The policy changed since the person was shown it (`policy_version_changed`).",
+        _422="No visitor cookie (`visitor_required`), or not a topic the person can choose "
+        "(`unknown_choice`).",
+        _429="Too many public requests from this client this minute (`too_many_requests`).",
+    ),
+)
 def consent_receipt(
     _: PublicCaller,
     body: ReceiptRequest,
