@@ -63,7 +63,14 @@ def checkpoint(runtime: Runtime) -> None:
 async def _every(seconds: float, work: Callable[[Runtime], object], runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(seconds)
-        await run_in_threadpool(work, runtime)
+        running = asyncio.ensure_future(run_in_threadpool(work, runtime))
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # The app is stopping: a thread cannot be cancelled, so its work (a checkpoint, a
+            # count of refusals) ends before the app does, not while the database is closed.
+            await running
+            raise
 
 
 @contextlib.asynccontextmanager
