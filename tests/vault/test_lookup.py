@@ -240,3 +240,27 @@ def test_a_role_limited_to_some_data_subjects_finds_only_those(
     assert as_role("privacy_officer") == [ada]
     assert as_role("recruiter") == []
     assert [entry.details for entry in lookups(db)][-1] == '{"by":"email","matches":0,"people":[]}'
+
+
+def test_a_job_applicant_is_found_by_their_address_and_kept_apart_from_the_user(
+    client: TestClient, service: Headers, officer: Headers
+) -> None:
+    """An applicant's rights reach them by e-mail too; the application never joins the
+    account of the same address (C6)."""
+    user = sign_up(client, service, "vid-lookup-user", ADA)
+    applied = client.post(
+        "/v1/collect",
+        headers=service,
+        json={
+            "collection_point": "job_application",
+            "fields": {"name": "Ada Example", "email": ADA, "resume": "Analytical engines"},
+        },
+    )
+    assert applied.status_code == 201, applied.text
+    applicant = applied.json()["person_id"]
+
+    assert applicant != user
+    assert found(look_up(client, officer, ADA)) == [
+        {"person_id": user, "kind": "user"},
+        {"person_id": applicant, "kind": "job_applicant"},
+    ]

@@ -189,8 +189,13 @@ def _person_for(
         return Reached(*active_owner(session, submission.person_id))
     separate = next((s for s in point.subjects if s in _SEPARATE_KINDS), None)
     if point.readable_by_roles is not None and separate is not None:
-        # Kept apart from customer data (C6): a new person, never linked to a visitor.
-        return Reached(new_person(session, clock, separate).id, separate)
+        # Kept apart from customer data (C6): a new person, never linked to a visitor. Its
+        # address's blind index lets a rights request by e-mail find it (people:lookup); no
+        # sign-up or correspondence is ever filed with it, those look for their own kinds.
+        apart = new_person(session, clock, separate)
+        email = _email_field(point, submission.fields)
+        apart.email_index = index.email(email) if email else None
+        return Reached(apart.id, separate)
     if point.method == "email" and separate is not None:
         email = _email_field(point, submission.fields)
         return Reached(_sender(session, clock, index, separate, email), separate)
