@@ -18,6 +18,8 @@ Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 # A category id is dotted and hierarchical (`contact.email`); a reference may name a whole
 # group (`contact`), which stands for every category under it.
 CategoryId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+# An ISO 3166-1 alpha-2 country code (`US`, `IE`).
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 Clauses = Annotated[list[ClauseId], Field(min_length=1)]
 Text = Annotated[str, Field(min_length=1)]
 
@@ -75,6 +77,9 @@ class Organisation(Item):
     short_name: Text
     contact_email: Text
     website: Text
+    # Where OMNI is: a disclosure to a recipient in another country is a transfer across
+    # borders, which needs one of the transfer grounds (C24).
+    country: Country
     last_modified: dt.date
     version: Text
     clauses: Clauses
@@ -185,7 +190,7 @@ class Recipient(Item):
     kind: RecipientKind
     postal_address: Text
     nature_of_business: Text
-    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    country: Country
     direct_marketing: bool = False
     purposes: Annotated[list[Identifier], Field(min_length=1)]
     categories: Annotated[list[CategoryId], Field(min_length=1)]

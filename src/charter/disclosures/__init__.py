@@ -1,0 +1,1 @@
+"""Disclosures and transfers: what leaves OMNI, guarded by the policy (C21, C22, C24)."""
