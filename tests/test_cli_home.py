@@ -30,6 +30,8 @@ ARGUMENTS = {
     "charter audit log": [],
     "charter audit verify": [],
     "charter audit checkpoint": [],
+    "charter mail outbox": [],
+    "charter mail send": [],
 }
 
 

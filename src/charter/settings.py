@@ -7,6 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from charter.mail.smtp import SmtpServer, SmtpUrlProblem
 
 # Database connections a server process keeps open (CHARTER_DATABASE_POOL_SIZE).
 DEFAULT_POOL_SIZE = 20
@@ -56,6 +59,16 @@ class Settings:
     # How the request log writes its lines: "text" for people, "json" (an object a line) for
     # machines.
     log_format: str = "text"
+    # Where mail goes: "outbox", kept in the outbox table; "smtp", sent to `smtp_url`.
+    mailer: str = "outbox"
+    # `smtp://user:password@host:587?starttls=1` or `smtps://...`; read with `mail.smtp`.
+    smtp_url: str | None = None
+    # PEM file of the certificates that vouch for the SMTP server (else the system's).
+    smtp_ca_file: Path | None = None
+    smtp_timeout_s: int = 30
+    mail_from: str = "privacy@localhost"
+    # Tries of a message that keeps failing temporarily before it is recorded as failed.
+    mail_max_attempts: int = 12
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,12 +113,37 @@ class Settings:
                 env, "CHARTER_DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE, low=1, high=1000
             ),
             log_format=_choice(env, "CHARTER_LOG_FORMAT", ("text", "json")),
+            **_mail(env),
         )
 
     @property
     def legacy_master_key_file(self) -> Path:
         """Where Charter kept the key file before it moved to `secrets/`."""
         return self.home / "master.key"
+
+
+def _mail(env: Mapping[str, str]) -> dict[str, Any]:
+    mailer = _choice(env, "CHARTER_MAILER", ("outbox", "smtp"))
+    smtp_url = env.get("CHARTER_SMTP_URL", "").strip() or None
+    if mailer == "smtp" and smtp_url is None:
+        raise SettingsError("CHARTER_MAILER=smtp needs CHARTER_SMTP_URL")
+    if smtp_url is not None:
+        try:
+            SmtpServer.parse(smtp_url)
+        except SmtpUrlProblem as exc:
+            # Its message names the variable, never the URL, which may hold a password.
+            raise SettingsError(str(exc)) from None
+    mail_from = env.get("CHARTER_MAIL_FROM", "").strip() or "privacy@localhost"
+    if mail_from.count("@") != 1 or any(c.isspace() or c in "<>," for c in mail_from):
+        raise SettingsError(f"CHARTER_MAIL_FROM must be one plain address, got {mail_from!r}")
+    return {
+        "mailer": mailer,
+        "smtp_url": smtp_url,
+        "smtp_ca_file": _path(env, "CHARTER_SMTP_CA_FILE"),
+        "smtp_timeout_s": _int(env, "CHARTER_SMTP_TIMEOUT_S", 30, low=1, high=600),
+        "mail_from": mail_from,
+        "mail_max_attempts": _int(env, "CHARTER_MAIL_MAX_ATTEMPTS", 12, low=1, high=100),
+    }
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

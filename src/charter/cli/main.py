@@ -22,6 +22,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "keys": ("charter.cli.keys", "API keys and the master key."),
     "people": ("charter.cli.people", "Finish erasures and settle data keys."),
     "audit": ("charter.cli.audit", "Read and verify the audit log."),
+    "mail": ("charter.cli.mail", "The outbox, and sending what is due."),
 }
 
 

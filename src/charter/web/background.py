@@ -21,6 +21,8 @@ log = logging.getLogger("charter.web")
 REFUSALS_EVERY_S = 5.0
 # How often keys made for writes that never committed are looked for (see vault.recovery).
 SETTLE_KEYS_EVERY_S = 300.0
+# How often the outbox is looked at for mail that is due (see charter.mail.sender).
+SEND_MAIL_EVERY_S = 1.0
 # How often SQLite's write-ahead log is copied into the database (see Database.checkpoint).
 CHECKPOINT_EVERY_S = 1.0
 
@@ -53,6 +55,14 @@ def settle_old_keys(runtime: Runtime) -> None:
         log.warning("unsettled data keys could not be looked at; trying again later")
 
 
+def send_mail(runtime: Runtime) -> None:
+    """Send what the outbox holds that is due; its blocking SMTP work runs in this thread."""
+    try:
+        runtime.mail.send_due()
+    except SQLAlchemyError:
+        log.warning("the outbox could not be read or marked; trying again")
+
+
 def checkpoint(runtime: Runtime) -> None:
     try:
         runtime.db.checkpoint()
@@ -79,6 +89,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(_every(REFUSALS_EVERY_S, record_closed_refusals, runtime)),
         asyncio.create_task(_every(SETTLE_KEYS_EVERY_S, settle_old_keys, runtime)),
+        asyncio.create_task(_every(SEND_MAIL_EVERY_S, send_mail, runtime)),
     ]
     if runtime.db.is_sqlite:
         tasks.append(asyncio.create_task(_every(CHECKPOINT_EVERY_S, checkpoint, runtime)))

@@ -11,6 +11,8 @@ from charter.consent.receipts import ReceiptSigner
 from charter.db import Database
 from charter.loop_reads import LoopReads
 from charter.loop_writes import LoopWrites
+from charter.mail.outbox import Outbox
+from charter.mail.sender import Sender, sender_for
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
 from charter.settings import Settings
@@ -35,6 +37,8 @@ class Runtime:
     loop_reads: LoopReads | None = field(init=False, repr=False)
     # Units of work on the event loop, on PostgreSQL (see charter.loop_writes).
     loop_writes: LoopWrites | None = field(init=False, repr=False)
+    # The background sender of the outbox; `outbox` is where features queue their mail.
+    mail: Sender = field(init=False, repr=False)
     _page: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +46,9 @@ class Runtime:
         self.index = BlindIndex(self.keys.index_key())
         self.public_limit = MinuteLimit(self.settings.public_requests_per_minute)
         self.signer = ReceiptSigner(self.index.derived_key("consent-receipts"))
+        self.mail = sender_for(
+            self.settings, self.db, self.clock, self.index.derived_key("mail-outbox")
+        )
         self.loop_reads = (
             None
             if self.db.is_sqlite
@@ -52,6 +59,10 @@ class Runtime:
             if self.db.is_sqlite
             else LoopWrites(self.db.engine, pool_size=self.settings.database_pool_size)
         )
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.mail.outbox
 
     def policy_page(self) -> str:
         """The rendered policy page; rendered once per loaded policy."""
