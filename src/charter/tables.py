@@ -5,6 +5,7 @@ from __future__ import annotations
 from charter.audit import models as audit_models
 from charter.consent import models as consent_models
 from charter.db import Base
+from charter.disclosures import models as disclosure_models
 from charter.jobs import models as job_models
 from charter.mail import models as mail_models
 from charter.staff import models as staff_models
@@ -13,6 +14,7 @@ from charter.vault import models as vault_models
 MODEL_MODULES = (
     audit_models,
     consent_models,
+    disclosure_models,
     job_models,
     mail_models,
     staff_models,

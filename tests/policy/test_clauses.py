@@ -33,11 +33,7 @@ NOT_YET_ENFORCED = {
     "C4": "additional terms are declared and shown; no acceptance is recorded per person",
     "C15": "user cookies are declared, but nothing at run time tells users' cookies apart",
     "C20": "no push subscriptions, so no device opt-out to honour",
-    "C21": "disclosures.guards refuses a third party's own purpose, but no route discloses yet",
-    "C22": "disclosures.guards decides advertisers person by person; nothing records a "
-    "disclosure yet, and no route makes one",
     "C23": "retention periods are declared and shown; nothing deletes when they end",
-    "C24": "disclosures.guards refuses a transfer without a ground; no route or ledger yet",
     "C25": "no Shine the Light intake, deadline or report",
 }
 

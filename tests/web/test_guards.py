@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from starlette.convertors import (
 )
 
 from charter.policy.compiled import CompiledPolicy
+from charter.settings import Settings
 from charter.web.auth import PUBLIC_PATHS, Permit
 from tests.conftest import bearer
 
@@ -96,6 +98,15 @@ class Door:
     method: str
     path: str
     permissions: frozenset[str]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The walk knocks on every door with three refused keys, in one minute of a clock that
+    stands still: more refusals than one client is allowed by default (60 a minute)."""
+    return Settings.from_env(
+        {"CHARTER_HOME": str(tmp_path / "home"), "CHARTER_AUTH_FAILURES_PER_MINUTE": "10000"}
+    )
 
 
 def guarded_doors(app: FastAPI) -> tuple[list[Door], list[str]]:

@@ -63,6 +63,8 @@ Permission = Literal[
     "choices:write",
     "decisions:ask",
     "events:write",
+    "disclosures:make",
+    "disclosures:read",
 ]
 
 

@@ -19,6 +19,7 @@ from charter.web.routes import (
     audit,
     choices,
     collection,
+    disclosures,
     docs,
     events,
     health,
@@ -68,6 +69,7 @@ def create_app(
         people,
         lookup,
         choices,
+        disclosures,
     )
     for module in routers:
         document_refusals(module.router)

@@ -34,6 +34,12 @@ async def write_unit(runtime: Runtime, work: Callable[[Session], T]) -> T:
     return await run_in_threadpool(_in_thread, runtime.db, work)
 
 
+async def bulk_write_unit(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """`write_unit` for a unit whose own work, not its waits, is long (a disclosure deciding
+    thousands of people): always in the thread pool, so that it never holds up the loop."""
+    return await run_in_threadpool(_in_thread, runtime.db, work)
+
+
 def _in_thread(db: Database, work: Callable[[Session], T]) -> T:
     with db.writing() as session:
         return work(session)

@@ -1,0 +1,59 @@
+"""The ledger of disclosures: one row per disclosure request, one per person disclosed.
+
+No personal value is ever stored here: people are named by their opaque ids, staff by their
+ids, and what was disclosed by the policy's names (NIST SP 800-53 PM-21, "Accounting of
+Disclosures": date, nature, purpose, recipient).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from charter.db import Base, UTCDateTime
+
+
+class Disclosure(Base):
+    """One disclosure or transfer as recorded: to whom, for what, on what ground, by whom."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    recipient: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(64), index=True)
+    # The leaf categories disclosed, sorted.
+    categories: Mapped[list[str]] = mapped_column(JSON)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    ground: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The reference of the subpoena, court order or other legal request: a docket or case
+    # number, never the content of the request.
+    legal_process: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    approver_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    requester_id: Mapped[int] = mapped_column(Integer)
+    # How the audit log names the requester (`Actor.ref`): staff id and key id.
+    requester: Mapped[str] = mapped_column(String(200))
+    policy_version: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))
+    requested: Mapped[int] = mapped_column(Integer)
+    disclosed: Mapped[int] = mapped_column(Integer)
+    excluded: Mapped[int] = mapped_column(Integer)
+    # [[person id, reason code], ...] for the people left out: the answer a retry gets again.
+    exclusions: Mapped[list[Any]] = mapped_column(JSON)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # SHA-256 of the request, so that a key sent again with another request is refused.
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class DisclosedPerson(Base):
+    """One person's data in one disclosure."""
+
+    __tablename__ = "disclosed_people"
+
+    disclosure_id: Mapped[int] = mapped_column(ForeignKey("disclosures.id"), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    # A disclosure for the recipient's own direct marketing: for the Shine the Light report.
+    shine_the_light: Mapped[bool] = mapped_column(Boolean)
