@@ -15,7 +15,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from charter.clock import Clock
 from charter.db import Database, table_of
@@ -92,15 +92,19 @@ class Sender:
 
     def _claim(self) -> tuple[str, list[OutboxMessage], dt.datetime] | None:
         token = secrets.token_hex(16)
+        # Looked at first with a read: a serving process asks every second, and on SQLite a
+        # write unit takes the one write lock that the requests of that second wait for.
+        with self.db.reading() as session:
+            if (
+                session.execute(select(_OUTBOX.c.id).where(_due(self.clock.now())).limit(1)).first()
+                is None
+            ):
+                return None
         with self.db.writing() as session:
             now = self.clock.now()
             due = session.scalars(
                 select(OutboxMessage)
-                .where(
-                    OutboxMessage.state.in_(("queued", "sending")),
-                    OutboxMessage.next_attempt_at <= now,
-                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= now),
-                )
+                .where(_due(now))
                 .order_by(OutboxMessage.next_attempt_at, OutboxMessage.created_at)
                 .limit(self.batch)
                 # Two senders on PostgreSQL claim different messages instead of waiting.
@@ -248,4 +252,13 @@ def sender_for(settings: Settings, db: Database, clock: Clock, key: bytes) -> Se
         outbox=Outbox(key, sender=settings.mail_from),
         max_attempts=settings.mail_max_attempts,
         send_timeout=dt.timedelta(seconds=settings.smtp_timeout_s),
+    )
+
+
+def _due(now: dt.datetime) -> ColumnElement[bool]:
+    """Messages to send now: waiting or left by a sender whose lease ran out."""
+    return and_(
+        _OUTBOX.c.state.in_(("queued", "sending")),
+        _OUTBOX.c.next_attempt_at <= now,
+        or_(_OUTBOX.c.claimed_until.is_(None), _OUTBOX.c.claimed_until <= now),
     )
