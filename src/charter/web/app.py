@@ -79,5 +79,5 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     # Added last, so outermost: every answer is logged and carries its X-Request-ID, the
     # Gate's refusals included.
-    app.add_middleware(RequestLog, router=app.router)
+    app.add_middleware(RequestLog)
     return app

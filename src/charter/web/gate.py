@@ -38,6 +38,7 @@ from charter.staff.service import (
 from charter.web.auth import SMALL_BODY_BYTES, permits_of
 from charter.web.errors import database_unavailable, error_response
 from charter.web.limits import declared_length, media_type_refusal, nul_refusal, read_body
+from charter.web.requestlog import ROUTE_TEMPLATE_KEY
 from charter.web.runtime import Runtime
 
 
@@ -107,17 +108,22 @@ class Gate:
         if tuple(map(id, routes)) != self._built_for:
             self._table = [(route, Guard.of(route)) for route in iter_route_contexts(routes)]
             self._built_for = tuple(map(id, routes))
+        partial = None
         for route, guard in self._table:
             match, _ = route.matches(scope)
             if match is Match.FULL:
                 return route.path, guard
-        return None, _OPEN
+            if match is Match.PARTIAL and partial is None:
+                partial = route.path  # the path is a route's, the method is not (405)
+        return partial, _OPEN
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         route, guard = self._guard(scope)
+        # For the request log, which names a request by its route even when it is refused here.
+        scope[ROUTE_TEMPLATE_KEY] = route
         limit = min(guard.body_bytes, self._runtime.settings.max_body_bytes)
         declared, refusal = declared_length(scope, limit)
         if refusal is None and guard.permissions:

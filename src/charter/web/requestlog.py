@@ -21,8 +21,6 @@ import os
 import time
 from typing import Any, NamedTuple
 
-from fastapi.routing import RouteContext, iter_route_contexts
-from starlette.routing import Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("charter.requests")
@@ -31,6 +29,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Where a request's id waits in its ASGI scope, for the answer that is sent from outside every
 # middleware (the plain 500, web/errors.py).
 REQUEST_ID_KEY = "charter.request_id"
+# Where the Gate leaves the template of the route a request matched (None for none): a request
+# it refuses never reaches the router that would name its route.
+ROUTE_TEMPLATE_KEY = "charter.route_template"
 # The route of a request that matched none: the path itself is never logged.
 UNMATCHED = "<unmatched>"
 # A request line's method is any token the client chose: only those HTTP defines are logged.
@@ -111,13 +112,8 @@ class RequestLog:
     """ASGI middleware, the outermost: gives every HTTP response its `X-Request-ID` and logs
     the request to `charter.requests` once it is answered (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp, *, router: Router) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._router = router
-        # Routes of the app as served, included routers flattened, for the requests that were
-        # answered before routing; made again whenever the router's routes change.
-        self._built_for: tuple[int, ...] = ()
-        self._table: list[RouteContext] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,29 +142,19 @@ class RequestLog:
                 log.info(
                     Served(
                         method if method in _METHODS else OTHER_METHOD,
-                        self._template(scope),
+                        _template(scope),
                         status,
                         (time.perf_counter_ns() - started) / 1_000_000,
                         request_id,
                     )
                 )
 
-    def _template(self, scope: Scope) -> str:
-        path = getattr(scope.get("route"), "path", None)
-        if isinstance(path, str):
-            return path
-        # Not routed: refused by the Gate before routing, served by a route outside FastAPI's
-        # included routers (/openapi.json), or for no route at all. Rare; matched here so
-        # that the common request pays nothing for it.
-        routes = self._router.routes
-        if tuple(map(id, routes)) != self._built_for:
-            self._table = list(iter_route_contexts(routes))
-            self._built_for = tuple(map(id, routes))
-        partial = None
-        for route in self._table:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return route.path or UNMATCHED
-            if match is Match.PARTIAL and partial is None:
-                partial = route.path
-        return partial or UNMATCHED
+
+def _template(scope: Scope) -> str:
+    # The router's route (it sees routes the Gate's table may not, /openapi.json included),
+    # else the one the Gate matched, else none.
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    gated = scope.get(ROUTE_TEMPLATE_KEY)
+    return gated if isinstance(gated, str) and gated else UNMATCHED
