@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sqlalchemy.orm import Session
 
-from charter.boot import StartupError, is_data_folder, load_compiled, open_database
+from charter.boot import StartupError, is_data_folder, load_compiled, open_database, open_keystore
 from charter.cli.output import fail
 from charter.clock import SystemClock
 from charter.db import Database
 from charter.errors import CharterError
 from charter.policy.compiled import CompiledPolicy
 from charter.settings import Settings, SettingsError
+from charter.vault.keystore import SqlKeyStore
 
 clock = SystemClock()
 
@@ -62,12 +63,23 @@ def operator() -> str:
         return "cli:unknown"
 
 
-@contextlib.contextmanager
-def reading() -> Iterator[Session]:
+def reading() -> contextlib.AbstractContextManager[Session]:
     """A unit of work that only reads; a refusal is a one-line error and exit 1."""
+    return _unit(Database.reading)
+
+
+def writing() -> contextlib.AbstractContextManager[Session]:
+    """A unit of work that commits at the end; a refusal is a one-line error and exit 1."""
+    return _unit(Database.writing)
+
+
+@contextlib.contextmanager
+def _unit(
+    kind: Callable[[Database], contextlib.AbstractContextManager[Session]],
+) -> Iterator[Session]:
     db = database()
     try:
-        with db.reading() as session:
+        with kind(db) as session:
             yield session
     except CharterError as exc:
         fail(exc.message)
@@ -76,13 +88,13 @@ def reading() -> Iterator[Session]:
 
 
 @contextlib.contextmanager
-def writing() -> Iterator[Session]:
-    """A unit of work that commits at the end; a refusal is a one-line error and exit 1."""
-    db = database()
+def keystore(found: Settings) -> Iterator[SqlKeyStore]:
+    """The key store of `found`; one that cannot be opened is a one-line error and exit 1."""
     try:
-        with db.writing() as session:
-            yield session
-    except CharterError as exc:
-        fail(exc.message)
+        store = open_keystore(found)
+    except StartupError as exc:
+        fail(str(exc))
+    try:
+        yield store
     finally:
-        db.dispose()
+        store.engine.dispose()

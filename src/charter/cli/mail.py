@@ -8,10 +8,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from charter.boot import StartupError, open_keystore
 from charter.cli import context
-from charter.cli.output import emit_json, fail, table_time
-from charter.mail.outbox import STATES, outbox_counts, outbox_entries
+from charter.cli.output import emit_json, table_time
+from charter.mail.outbox import OUTBOX_KEY_PURPOSE, STATES, outbox_counts, outbox_entries
 from charter.mail.sender import sender_for
 from charter.vault.identifiers import BlindIndex
 
@@ -77,14 +76,8 @@ def send(as_json: JsonFlag = False) -> None:
     settings = context.settings()
     db = context.database()
     try:
-        try:
-            keys = open_keystore(settings)
-        except StartupError as exc:
-            fail(str(exc))
-        try:
-            key = BlindIndex(keys.index_key()).derived_key("mail-outbox")
-        finally:
-            keys.engine.dispose()
+        with context.keystore(settings) as keys:
+            key = BlindIndex(keys.index_key()).derived_key(OUTBOX_KEY_PURPOSE)
         report = sender_for(settings, db, context.clock, key).send_due()
     finally:
         db.dispose()

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from charter.boot import StartupError, open_keystore
 from charter.cli import context
-from charter.cli.output import emit_json, fail
+from charter.cli.output import emit_json
 from charter.vault.recovery import KEY_GRACE, recover
 
 app = typer.Typer(no_args_is_help=True)
@@ -34,14 +33,8 @@ def resume_erasures(
     settings = context.settings()
     db = context.database()
     try:
-        try:
-            keys = open_keystore(settings)
-        except StartupError as exc:
-            fail(str(exc))
-        try:
+        with context.keystore(settings) as keys:
             done = recover(db, keys, context.clock, key_grace=dt.timedelta(seconds=keys_older_than))
-        finally:
-            keys.engine.dispose()
     finally:
         db.dispose()
     result = {

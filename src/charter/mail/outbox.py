@@ -32,6 +32,10 @@ STATES = ("queued", "sending", "sent", "kept", "failed")
 _NONCE = 12
 
 
+# What the outbox's key is derived for, from the key store's index key (see `Outbox`).
+OUTBOX_KEY_PURPOSE = "mail-outbox"
+
+
 class Outbox:
     """Where messages are queued: the From address, and the key that seals and opens them.
     The key is the caller's (the running service derives it from the key store's index

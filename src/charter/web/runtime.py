@@ -11,7 +11,7 @@ from charter.consent.receipts import ReceiptSigner
 from charter.db import Database
 from charter.loop_reads import LoopReads
 from charter.loop_writes import LoopWrites
-from charter.mail.outbox import Outbox
+from charter.mail.outbox import OUTBOX_KEY_PURPOSE, Outbox
 from charter.mail.sender import Sender, sender_for
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
@@ -47,7 +47,7 @@ class Runtime:
         self.public_limit = MinuteLimit(self.settings.public_requests_per_minute)
         self.signer = ReceiptSigner(self.index.derived_key("consent-receipts"))
         self.mail = sender_for(
-            self.settings, self.db, self.clock, self.index.derived_key("mail-outbox")
+            self.settings, self.db, self.clock, self.index.derived_key(OUTBOX_KEY_PURPOSE)
         )
         self.loop_reads = (
             None
