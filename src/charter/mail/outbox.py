@@ -11,14 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -27,9 +24,9 @@ from charter.db import column_length, conflict_insert, table_of
 from charter.mail.mailers import OutgoingMessage
 from charter.mail.models import OutboxMessage
 from charter.mail.rendering import MailTemplate, render_mail
+from charter.vault.crypto import KEY_BYTES, DecryptionFailed, Sealer
 
 STATES = ("queued", "sending", "sent", "kept", "failed")
-_NONCE = 12
 
 
 # What the outbox's key is derived for, from the key store's index key (see `Outbox`).
@@ -41,23 +38,23 @@ class Outbox:
     The key is the caller's (the running service derives it from the key store's index
     key); the mail layer keeps none of its own."""
 
-    __slots__ = ("_aead", "sender")
+    __slots__ = ("_sealer", "sender")
 
     def __init__(self, key: bytes, *, sender: str) -> None:
-        if len(key) != 32:
-            raise ValueError("the outbox key must be 32 bytes")
-        self._aead = AESGCM(key)
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"the outbox key must be {KEY_BYTES} bytes")
+        # The vault's AES-GCM sealing (a random nonce before each value), bound to the row.
+        self._sealer = Sealer(key)
         self.sender = sender
 
     def seal(self, message_id: str, content: Mapping[str, str]) -> bytes:
-        nonce = os.urandom(_NONCE)
         plain = json.dumps(dict(content), ensure_ascii=False).encode()
-        return nonce + self._aead.encrypt(nonce, plain, _bound(message_id))
+        return self._sealer.seal(plain, _bound(message_id))
 
     def open(self, message_id: str, sealed: bytes) -> dict[str, str]:
         try:
-            plain = self._aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], _bound(message_id))
-        except (InvalidTag, ValueError):
+            plain = self._sealer.open(sealed, _bound(message_id))
+        except DecryptionFailed:
             raise UnreadableMessage("the message does not decrypt here") from None
         content: dict[str, str] = json.loads(plain)
         return content
