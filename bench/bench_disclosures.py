@@ -64,7 +64,7 @@ def bulk(run: Run) -> Iterator[Result]:
         anchor_value=PEOPLE / anchor,
         target=20_000,
         note=f"{PEOPLE:,} people in {elapsed:.2f} s ({answer.disclosed:,} disclosed, "
-        f"{answer.excluded:,} excluded: {answer.codes()}), states read, decided, ledger and "
+        f"{answer.excluded:,} excluded: {answer.codes}), states read, decided, ledger and "
         f"audit written, committed; the anchor inserts the same {answer.disclosed:,} rows "
         f"with sqlite3 and commits, deciding nothing, in {anchor:.3f} s",
     )
@@ -109,10 +109,12 @@ def _raw_ledger(path: Path, disclosure_id: int) -> float:
             (disclosure_id,),
         ).fetchall()
         connection.execute(
-            "INSERT INTO disclosures SELECT id + 1, at, recipient, purpose, categories, country, "
-            "ground, legal_process, approver_id, requester_id, requester, policy_version, mode, "
-            "requested, disclosed, excluded, exclusions, 'anchor', digest FROM disclosures "
-            "WHERE id = ?",
+            "INSERT INTO disclosures (id, at, recipient, purpose, categories, country, ground, "
+            "legal_process, approver_id, requester_id, requester, policy_version, mode, "
+            "requested, disclosed, excluded, codes, idempotency_key, digest) "
+            "SELECT id + 1, at, recipient, purpose, categories, country, ground, legal_process, "
+            "approver_id, requester_id, requester, policy_version, mode, requested, disclosed, "
+            "excluded, codes, 'anchor', digest FROM disclosures WHERE id = ?",
             (disclosure_id,),
         )
         connection.commit()

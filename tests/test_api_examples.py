@@ -4,8 +4,8 @@ of /openapi.json has one, and a body sent is the route's own OpenAPI example.
 
 In an answer on the page, a string in angle brackets (`"<person id>"`) stands for any value,
 a key `"…"` for keys left out, and a last list item `"…"` for items left out. `$KEY` is a
-privacy officer's key, `$SERVICE_KEY` an OMNI service's; `$PERSON` and `$KEY_ID` are the ids
-the examples before them returned.
+privacy officer's key, `$SERVICE_KEY` an OMNI service's; `$PERSON`, `$KEY_ID`, `$SELECTION`
+and `$DISCLOSURE` are the ids the examples before them returned.
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ EXAMPLE = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 # What an example's answer gives the examples after it.
-CAPTURED = {"person_id": "PERSON", "key_id": "KEY_ID"}
+CAPTURED = {
+    "person_id": "PERSON",
+    "key_id": "KEY_ID",
+    "selection_id": "SELECTION",
+    "disclosure_id": "DISCLOSURE",
+}
 
 
 @dataclass(frozen=True)
@@ -162,5 +167,5 @@ def test_the_worked_examples_get_the_answers_the_page_shows(
         )
         if isinstance(answer, dict):
             for field, name in CAPTURED.items():
-                if isinstance(answer.get(field), str) and name not in values:
-                    values[name] = answer[field]
+                if isinstance(answer.get(field), str | int) and name not in values:
+                    values[name] = str(answer[field])

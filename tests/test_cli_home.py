@@ -32,6 +32,9 @@ ARGUMENTS = {
     "charter audit checkpoint": [],
     "charter mail outbox": [],
     "charter mail send": [],
+    "charter disclosures list": [],
+    "charter disclosures export": [],
+    "charter transfers business": ["--people", "-", "--as", "olivia"],
 }
 
 

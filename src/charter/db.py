@@ -518,9 +518,15 @@ def select_in(connection: Connection, sql: str, values: Iterable[Any]) -> Iterat
 
 
 def bulk_insert(
-    connection: Connection, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    connection: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    *,
+    skip_conflicts: bool = False,
 ) -> None:
     """Insert many rows through the driver's executemany: the fast path for event batches.
+    With `skip_conflicts`, a row that would break a unique constraint is left out.
 
     Values must already be in their stored form (text for `UTCDateTime`, bytes for blobs).
     """
@@ -529,4 +535,6 @@ def bulk_insert(
     style = connection.dialect.paramstyle
     marks = ", ".join("?" if style == "qmark" else "%s" for _ in columns)
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - names are ours
+    if skip_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
     connection.exec_driver_sql(sql, rows)

@@ -42,6 +42,11 @@ class Unprocessable(CharterError):
     code = "unprocessable"
 
 
+class UnsupportedMediaType(CharterError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class Unauthenticated(CharterError):
     status = 401
     code = "unauthenticated"

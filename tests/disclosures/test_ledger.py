@@ -136,7 +136,7 @@ def test_a_refused_disclosure_records_no_ledger_row_and_audits_the_refusal(
     assert audited(db, "disclosures:disclosure:recorded") == []
 
 
-def test_a_refusal_through_the_library_is_committed_without_a_ledger_row(
+def test_a_refusal_through_the_library_is_answered_and_audited_in_the_callers_transaction(
     db: Database, clock: FixedClock, omni_compiled: CompiledPolicy
 ) -> None:
     [someone] = made_people(db, clock, 1)
@@ -144,8 +144,8 @@ def test_a_refusal_through_the_library_is_committed_without_a_ledger_row(
         "google_ads", "promotional", ("cookie.id",), requester_of(ANALYST),
         for_recipients_own_purposes=True,
     )  # fmt: skip
-    with pytest.raises(DisclosureRefused) as refused, db.writing() as session:
-        record_disclosure(
+    with db.writing() as session:
+        answer = record_disclosure(
             session,
             clock,
             omni_compiled,
@@ -154,6 +154,10 @@ def test_a_refusal_through_the_library_is_committed_without_a_ledger_row(
             people=[someone],
             idempotency_key="sold-1",
         )
+    assert answer.refusal is not None
+    assert (answer.id, answer.refusal.code) == (None, "never_sold")
+    with pytest.raises(DisclosureRefused) as refused:
+        answer.raise_if_refused()
     assert refused.value.code == "never_sold"
     assert ledger_rows(db) == (0, 0)
     [entry] = audited(db, "disclosures:disclosure:refused")
@@ -207,7 +211,7 @@ def test_a_bulk_disclosure_records_exactly_the_people_allowed(
     assert {excluded[p] for p in opted_out} == {"opted_out_of_sale_or_sharing"}
     assert {excluded[p] for p in erased} == {"person_erased"}
     assert excluded[unknown] == "person_not_found"
-    assert answer.codes() == {
+    assert answer.codes == {
         "gpc_signal": 30,
         "opted_out_of_sale_or_sharing": 40,
         "person_erased": 20,
@@ -222,7 +226,7 @@ def test_a_bulk_disclosure_records_exactly_the_people_allowed(
     [entry] = audited(db, "disclosures:disclosure:recorded")
     assert entry["target"] == f"disclosure:{answer.id}"
     assert entry["details"]["disclosed"] == 210
-    assert entry["details"]["codes"] == answer.codes()
+    assert entry["details"]["codes"] == answer.codes
     assert entry["details"]["categories"] == ["cookie.id", "usage"]
     # The audit entry counts the people; it names none of them.
     assert not any(p in str(entry) for p in everyone)

@@ -7,7 +7,7 @@ the audit log in the caller's transaction, so a refusal is recorded as surely as
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
@@ -17,7 +17,7 @@ from charter.access.decide import Decision, PersonState, decide
 from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.consent.choices import current_choices
-from charter.db import utc_text
+from charter.db import in_chunks, select_in, utc_text
 from charter.errors import Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.staff.service import Actor
@@ -244,6 +244,86 @@ def use_personal_data(
             ),
         )
     return Use(decision, tuple(page.values), page.withheld, page.unreadable, page.next)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The values a disclosure delivers to its recipient, by person (the owner)."""
+
+    values: dict[str, tuple[Value, ...]]
+    # Values that do not decrypt where they are stored: never delivered, counted.
+    unreadable: int = 0
+    # Values of a collection point the requester's role may not read (C6): not delivered.
+    withheld: int = 0
+
+
+def deliver_disclosed(
+    session: Session,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    actor: Actor,
+    disclosure_id: int,
+    owners: Sequence[str],
+    categories: Iterable[str],
+    action: str = "access:personal_data:disclosed",
+) -> Delivery:
+    """The stored values in `categories` (leaf categories) of `owners`, decrypted for the
+    disclosure `disclosure_id`, which the ledger has recorded for exactly these people
+    (`disclosures.ledger` decided each of them): for its recipient, or (`action`
+    `access:contact:notified`) to tell the people about it. One audit entry, in the
+    caller's transaction, counts what was opened; it names no value."""
+    connection = session.connection()
+    owner_of_member = {owner: owner for owner in owners}
+    merged = "SELECT id, merged_into FROM people WHERE merged_into IN ({marks})"
+    for member, owner in select_in(connection, merged, list(owners)):
+        owner_of_member[member] = owner
+    sealers = keys.sealers(owner_of_member, create=False)
+    page = _Page(sealers, limit=2**62)
+    by_owner: dict[str, list[Value]] = {owner: [] for owner in owners}
+    wanted = sorted(set(categories))
+    for members in in_chunks(list(owner_of_member)):
+        rows = session.scalars(
+            select(Record)
+            .where(Record.person_id.in_(members), Record.category.in_(wanted))
+            .order_by(Record.person_id, Record.collected_at, Record.id)
+        )
+        for row in rows:
+            point = policy.collection_points.get(row.collection_point)
+            if (
+                point is not None
+                and point.readable_by_roles is not None
+                and actor.role not in point.readable_by_roles
+            ):
+                page.withheld += 1
+                continue
+            before = len(page.values)
+            page.add_record(row)
+            if len(page.values) > before:
+                by_owner[owner_of_member[row.person_id]].append(page.values[-1])
+    delivery = Delivery(
+        {owner: tuple(values) for owner, values in by_owner.items()},
+        page.unreadable,
+        page.withheld,
+    )
+    record(
+        session,
+        clock,
+        Event(
+            actor.ref,
+            action,
+            f"disclosure:{disclosure_id}",
+            outcome="allowed",
+            details={
+                "people": len(owners),
+                "values": len(page.values),
+                "withheld": page.withheld,
+                "unreadable": page.unreadable,
+            },
+        ),
+    )
+    return delivery
 
 
 # Events are paged newest first, below the last id seen; the first page starts above them all.

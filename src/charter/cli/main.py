@@ -23,6 +23,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "people": ("charter.cli.people", "Finish erasures and settle data keys."),
     "audit": ("charter.cli.audit", "Read and verify the audit log."),
     "mail": ("charter.cli.mail", "The outbox, and sending what is due."),
+    "disclosures": ("charter.cli.disclosures", "Read and export the ledger of disclosures."),
+    "transfers": ("charter.cli.transfers", "Business transfers, with a notice to each person."),
 }
 
 

@@ -8,9 +8,8 @@ Disclosures": date, nature, purpose, recipient).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from charter.db import Base, UTCDateTime
@@ -41,8 +40,11 @@ class Disclosure(Base):
     requested: Mapped[int] = mapped_column(Integer)
     disclosed: Mapped[int] = mapped_column(Integer)
     excluded: Mapped[int] = mapped_column(Integer)
-    # [[person id, reason code], ...] for the people left out: the answer a retry gets again.
-    exclusions: Mapped[list[Any]] = mapped_column(JSON)
+    # {reason code: how many people were left out for it}; who they were is in
+    # `disclosure_exclusions`.
+    codes: Mapped[dict[str, int]] = mapped_column(JSON, server_default=text("'{}'"))
+    # The stored selection the people came from, if they were not listed in the request.
+    selection_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     # SHA-256 of the request, so that a key sent again with another request is refused.
     digest: Mapped[str] = mapped_column(String(64))
@@ -57,3 +59,43 @@ class DisclosedPerson(Base):
     person_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
     # A disclosure for the recipient's own direct marketing: for the Shine the Light report.
     shine_the_light: Mapped[bool] = mapped_column(Boolean)
+
+
+class DisclosureExclusion(Base):
+    """One person id a disclosure left out, and why, in the order it was asked for."""
+
+    __tablename__ = "disclosure_exclusions"
+
+    disclosure_id: Mapped[int] = mapped_column(ForeignKey("disclosures.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # As the caller sent it: an id that may name nobody (`person_not_found`).
+    person_id: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(64))
+
+
+class Selection(Base):
+    """A list of people stored ahead of a disclosure too large for one request: filled a
+    page (or an NDJSON stream) at a time, then named by one disclosure, which uses it up."""
+
+    __tablename__ = "disclosure_selections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[int] = mapped_column(Integer)
+    # Distinct person ids in it so far.
+    size: Mapped[int] = mapped_column(Integer)
+    # The disclosure that used it; a used selection takes no more people.
+    used_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SelectedPerson(Base):
+    """One person id of a selection; `position` keeps the order they were sent in."""
+
+    __tablename__ = "disclosure_selected_people"
+    __table_args__ = (Index("ix_disclosure_selected_people_order", "selection_id", "position"),)
+
+    selection_id: Mapped[str] = mapped_column(
+        ForeignKey("disclosure_selections.id"), primary_key=True
+    )
+    person_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)

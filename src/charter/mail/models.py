@@ -42,6 +42,9 @@ class OutboxMessage(Base):
     # short reason chosen by Charter, never the server's text (which may name the recipient).
     error_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The person the message is written to, if it is about one: their queued and kept
+    # messages go when they are erased.
+    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     # Recipient, subject, plain text and HTML, sealed together; None once sent.
     sealed: Mapped[bytes | None] = mapped_column(
         LargeBinary, nullable=True, info={"personal_data": "contact.email and correspondence"}

@@ -12,11 +12,11 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from charter.clock import Clock
@@ -89,10 +89,12 @@ def queue_message(
     template: MailTemplate,
     context: Mapping[str, Any],
     idempotency_key: str,
+    person_id: str | None = None,
 ) -> str:
     """Queue a message in the caller's transaction; the id of its outbox row. Queued again
     under the same `idempotency_key` (ids only, no personal data), it is stored once, and
-    the id is the first one's."""
+    the id is the first one's. `person_id` names the person it is written to, whose
+    unsent messages go when they are erased (`forget_mail`)."""
     if not idempotency_key or len(idempotency_key) > column_length(
         OutboxMessage, "idempotency_key"
     ):
@@ -123,6 +125,7 @@ def queue_message(
         created_at=now,
         next_attempt_at=now,
         sealed=sealed,
+        person_id=person_id,
     )
     session.execute(insert.on_conflict_do_nothing(index_elements=["idempotency_key"]))
     found = session.scalar(
@@ -131,6 +134,18 @@ def queue_message(
     if found is None:  # pragma: no cover - inserted or already there, in this transaction
         raise LookupError(idempotency_key)
     return found
+
+
+def forget_mail(session: Session, person_ids: Sequence[str]) -> int:
+    """Delete the messages written to these people that still hold their address and
+    content (queued, being sent, kept or failed), in the caller's transaction; how many. A
+    sent message keeps its row, which holds neither any more."""
+    deleted = session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.person_id.in_(list(person_ids)), OutboxMessage.state != "sent"
+        )
+    )
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 def opened(outbox: Outbox, row: OutboxMessage) -> OutgoingMessage:

@@ -363,3 +363,24 @@ def record_permission_denied(
             details={"permission": permission, "role": actor.role},
         ),
     )
+
+
+# The key id the audit log gives work a staff member does at the console (`charter ...`),
+# where no API key is presented: the operator is named with them.
+CONSOLE_KEY = "console"
+
+
+def console_actor(
+    session: Session, policy: CompiledPolicy, *, handle: str, permission: str
+) -> Actor:
+    """The actor of work that the staff member `handle` does at the console: active, with a
+    role of the policy that holds `permission`; otherwise a refusal that says which."""
+    member = session.scalars(select(StaffMember).where(StaffMember.name == handle)).one_or_none()
+    if member is None or not member.active:
+        raise NotFound(f"no active staff member '{handle}'", code="staff_not_found")
+    permissions = policy.role_permissions.get(member.role, frozenset())
+    if permission not in permissions:
+        raise Unprocessable(
+            f"the role '{member.role}' may not {permission}", code="permission_denied"
+        )
+    return Actor(member.id, CONSOLE_KEY, member.role, permissions)

@@ -28,6 +28,7 @@ from charter.jobs.procedures import (
     start_procedure,
     unfinished,
 )
+from charter.mail.outbox import forget_mail
 from charter.vault.keystore import KeyStore
 from charter.vault.models import LogEvent, Person, Record, VisitorId
 from charter.vault.people import owner_of
@@ -131,6 +132,7 @@ def _finish(db: Database, keys: KeyStore, clock: Clock, procedure: Recorded) -> 
         events = session.execute(delete(LogEvent).where(LogEvent.person_id.in_(members)))
         session.execute(delete(VisitorId).where(VisitorId.person_id.in_(members)))
         forget_choices(session, members)
+        messages = forget_mail(session, members)
         receipt = ErasureReceipt(
             owner,
             destroyed,
@@ -141,6 +143,7 @@ def _finish(db: Database, keys: KeyStore, clock: Clock, procedure: Recorded) -> 
             "keys_destroyed": receipt.keys_destroyed,
             "records_deleted": receipt.records_deleted,
             "events_deleted": receipt.events_deleted,
+            "messages_deleted": messages,
         }
         finish_procedure(session, clock, procedure.id, details=counts)
         record(

@@ -32,7 +32,7 @@ from charter.vault.crypto import fresh_nonces
 from charter.vault.identifiers import BlindIndex, new_record_ids
 from charter.vault.keystore import KeyStore
 from charter.vault.models import EventBatch
-from charter.vault.people import new_visitors
+from charter.vault.people import locking_people, new_visitors
 from charter.vault.sealing import event_ad_of, event_prefix
 from charter.vault.useragent import browser_of, device_type_of
 
@@ -238,26 +238,13 @@ _KNOWN_VISITORS = (
 _PEOPLE_BY_ID = f"SELECT {_PERSON_COLUMNS} FROM people p WHERE p.id IN ({{marks}})"  # noqa: S608
 
 
-def _locking(session: Session, sql: str, *, lock: bool) -> str:
-    """`sql`, made to lock the people rows it reads until the transaction ends, when `lock`.
-
-    On PostgreSQL an erasure locks its people's rows before it deletes their events (see
-    `vault.erasure`), so a batch for them either commits first, and is deleted with the
-    rest, or waits and then finds them erased. SQLite runs one writer at a time: nothing
-    to lock.
-    """
-    if lock and session.get_bind().dialect.name == "postgresql":
-        return sql + " FOR SHARE OF p"
-    return sql
-
-
 def _known_visitors(
     session: Session, by_index: Mapping[str, str], *, lock: bool = False
 ) -> tuple[dict[str, str], dict[str, _Who]]:
     """Visitor id -> person id for the visitors seen before, and those people, in one query."""
     by_visitor: dict[str, str] = {}
     rows: dict[str, _Who] = {}
-    sql = _locking(session, _KNOWN_VISITORS, lock=lock)
+    sql = locking_people(session, _KNOWN_VISITORS, lock=lock)
     for digest, person_id, kind, gone, merged_into in select_in(
         session.connection(), sql, by_index
     ):
@@ -267,7 +254,7 @@ def _known_visitors(
 
 
 def _person_rows(session: Session, person_ids: set[str], *, lock: bool) -> dict[str, _Who]:
-    sql = _locking(session, _PEOPLE_BY_ID, lock=lock)
+    sql = locking_people(session, _PEOPLE_BY_ID, lock=lock)
     return {
         person_id: _Who.of(kind, gone, merged_into)
         for person_id, kind, gone, merged_into in select_in(session.connection(), sql, person_ids)

@@ -21,6 +21,20 @@ class PersonGone(Conflict):
     """The person was erased or objected to the policy: nothing more is collected."""
 
 
+def locking_people(session: Session, sql: str, *, lock: bool = True) -> str:
+    """`sql`, which reads `people p`, made to lock the rows it reads (shared) until the
+    transaction ends, when `lock`.
+
+    On PostgreSQL an erasure locks its people's rows before it deletes their data (see
+    `vault.erasure`), so work that holds them shared (a batch of events, a disclosure)
+    either commits first, and is erased with the rest, or waits and then finds them erased.
+    SQLite runs one writer at a time: nothing to lock.
+    """
+    if lock and session.get_bind().dialect.name == "postgresql":
+        return sql + " FOR SHARE OF p"
+    return sql
+
+
 def get_person(session: Session, person_id: str) -> Person:
     person = session.get(Person, person_id)
     if person is None:

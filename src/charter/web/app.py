@@ -27,6 +27,7 @@ from charter.web.routes import (
     people,
     policy,
     public,
+    selections,
     staff,
 )
 from charter.web.runtime import Runtime
@@ -69,6 +70,7 @@ def create_app(
         people,
         lookup,
         choices,
+        selections,
         disclosures,
     )
     for module in routers:

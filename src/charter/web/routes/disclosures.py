@@ -3,24 +3,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from charter.db import column_length
 from charter.disclosures.guards import DisclosureRequest
 from charter.disclosures.ledger import (
+    EXCLUSIONS_SHOWN,
+    MAX_DELIVERED,
     PersonDisclosures,
     RecordedDisclosure,
+    disclosure_exists,
     disclosures,
+    exclusions_page,
+    export_ledger,
     read_person_disclosures,
     record_disclosure,
+    record_export,
     requester_of,
 )
 from charter.disclosures.models import Disclosure
+from charter.errors import NotFound
 from charter.staff.service import Actor
 from charter.web.auth import FORM_BODY_BYTES, Permit
 from charter.web.contract import refusals
@@ -38,8 +50,6 @@ MAX_PEOPLE = 10_000
 # Past this many people, a disclosure's work (a decision per person) is long enough to run
 # in the thread pool rather than on the event loop (web/units.py).
 BULK_PEOPLE = 100
-# The most exclusions an answer lists; the counts cover them all.
-MAX_EXCLUSIONS_SHOWN = 1000
 
 
 class DisclosureBody(BaseModel):
@@ -63,8 +73,15 @@ class DisclosureBody(BaseModel):
     categories: Annotated[list[Name], Field(min_length=1, max_length=100)] = Field(
         description="Categories (`contact.email`) or groups (`contact`) declared for both."
     )
-    people: Annotated[list[PersonId], Field(min_length=1, max_length=MAX_PEOPLE)] = Field(
-        description="The ids of the people whose data is disclosed."
+    people: Annotated[list[PersonId], Field(max_length=MAX_PEOPLE)] = Field(
+        default_factory=list,
+        description=f"The ids of the people whose data is disclosed (up to {MAX_PEOPLE:,}); "
+        "or name a `selection`.",
+    )
+    selection: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
+        default=None,
+        description="A selection of up to 1,000,000 people (`POST /v1/disclosures/selections`)"
+        ", in place of `people`; the disclosure uses it up.",
     )
     idempotency_key: Annotated[
         str, Field(min_length=1, max_length=column_length(Disclosure, "idempotency_key"))
@@ -88,14 +105,31 @@ class DisclosureBody(BaseModel):
     for_recipients_own_purposes: bool = Field(
         default=False, description="The recipient will use the data for its own purposes."
     )
-    mode: Literal["record"] = Field(
-        default="record", description="`record`: record the disclosure (no values returned)."
+    mode: Literal["record", "deliver"] = Field(
+        default="record",
+        description="`record`: record the disclosure, no values returned; `deliver`: also "
+        f"return the values of the people disclosed (up to {MAX_DELIVERED:,} people).",
     )
 
 
 class Exclusion(BaseModel):
     person_id: str
     code: str = Field(description="Why this person was left out, as a stable code.")
+
+
+class DeliveredValue(BaseModel):
+    category: str
+    field: str
+    collection_point: str
+    value: str = Field(description="The value, decrypted for the recipient.")
+    collected_at: str
+    source: str
+    source_name: str | None
+
+
+class DeliveredPersonOut(BaseModel):
+    person_id: str = Field(description="The person disclosed (the user a visitor became).")
+    values: list[DeliveredValue]
 
 
 class DisclosureAnswer(BaseModel):
@@ -105,10 +139,20 @@ class DisclosureAnswer(BaseModel):
     excluded: int = Field(description="Person ids left out.")
     codes: dict[str, int] = Field(description="How many were left out for each reason.")
     exclusions: list[Exclusion] = Field(
-        description=f"Who was left out and why: the first {MAX_EXCLUSIONS_SHOWN}."
+        description=f"Who was left out and why: the first {EXCLUSIONS_SHOWN:,} "
+        "(`GET /v1/disclosures/{id}/exclusions` pages through them all)."
     )
     exclusions_truncated: bool = Field(description="More were left out than `exclusions` shows.")
     replayed: bool = Field(description="The answer to an earlier request with the same key.")
+    delivered: list[DeliveredPersonOut] = Field(
+        description="`deliver`: each person disclosed, with their values; empty for `record`."
+    )
+    unreadable: int = Field(description="`deliver`: values that did not decrypt, left out.")
+
+
+class ExclusionPage(BaseModel):
+    exclusions: list[Exclusion]
+    next: int | None = Field(description="`after` for the next page; null on the last.")
 
 
 class LedgerEntryOut(BaseModel):
@@ -144,13 +188,15 @@ def _answer(recorded: RecordedDisclosure) -> dict[str, Any]:
         "requested": recorded.requested,
         "disclosed": recorded.disclosed,
         "excluded": recorded.excluded,
-        "codes": recorded.codes(),
-        "exclusions": [
-            {"person_id": person, "code": code}
-            for person, code in recorded.exclusions[:MAX_EXCLUSIONS_SHOWN]
-        ],
-        "exclusions_truncated": recorded.excluded > MAX_EXCLUSIONS_SHOWN,
+        "codes": recorded.codes,
+        "exclusions": [{"person_id": person, "code": code} for person, code in recorded.exclusions],
+        "exclusions_truncated": recorded.excluded > len(recorded.exclusions),
         "replayed": recorded.replayed,
+        "delivered": [
+            {"person_id": person.person_id, "values": [v.as_json() for v in person.values]}
+            for person in recorded.delivered
+        ],
+        "unreadable": recorded.unreadable,
     }
 
 
@@ -159,15 +205,20 @@ def _answer(recorded: RecordedDisclosure) -> dict[str, Any]:
     status_code=201,
     response_model=DisclosureAnswer,
     responses=refusals(
+        404,
         409,
         422,
-        _409="The idempotency key was used for another disclosure (`idempotency_key_reused`).",
+        _404="No selection of yours with that id (`selection_not_found`).",
+        _409="The idempotency key was used for another disclosure (`idempotency_key_reused`); "
+        "the selection was used (`selection_used`).",
         _422="The policy refuses the disclosure, audited, nothing recorded "
         "(`recipient_not_declared`, `purpose_not_for_recipient`, `category_not_for_recipient`, "
         "`never_sold`, `legal_process_required`, `approval_required`, `approver_is_requester`, "
         "`transfer_ground_required`, `unknown_transfer_ground`, "
         "`business_transfer_to_non_acquirer`); or an unknown approver (`approver_not_found`) "
-        "or country (`invalid_country`).",
+        "or country (`invalid_country`); no people or both people and a selection "
+        "(`no_people`, `people_and_selection`); a delivery of too many people "
+        "(`delivery_too_large`).",
     ),
 )
 async def post_disclosure(
@@ -175,7 +226,8 @@ async def post_disclosure(
 ) -> dict[str, Any]:
     """Guard the disclosure once, decide each person by their own state, and record one
     ledger row per person disclosed, audited in the same transaction. People left out (opted
-    out, GPC, erased, unknown id, ...) are counted and listed with their reason."""
+    out, GPC, erased, unknown id, ...) are counted and listed with their reason. `deliver`
+    also returns the values of the people disclosed, decrypted for the recipient."""
     request = DisclosureRequest(
         recipient=body.recipient,
         purpose=body.purpose,
@@ -195,17 +247,39 @@ async def post_disclosure(
             actor=actor,
             request=request,
             people=body.people,
+            selection=body.selection,
             idempotency_key=body.idempotency_key,
             approver=body.approver,
             mode=body.mode,
+            keys=runtime.keys,
         )
 
-    unit = bulk_write_unit if len(body.people) > BULK_PEOPLE else write_unit
-    return _answer(await unit(runtime, disclose))
+    large = body.selection is not None or len(body.people) > BULK_PEOPLE
+    recorded = await (bulk_write_unit if large else write_unit)(runtime, disclose)
+    # The refusal's audit entry is committed with the unit; the caller hears why.
+    recorded.raise_if_refused()
+    return _answer(recorded)
 
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
 After = Annotated[int, Query(ge=0, le=2**31 - 1, description="The `next` of the page before.")]
+
+
+@dataclass
+class LedgerFilters:
+    """The filters of the ledger's reads, as query parameters."""
+
+    recipient: Annotated[str | None, Query(max_length=64)] = None
+    purpose: Annotated[str | None, Query(max_length=64)] = None
+    ground: Annotated[str | None, Query(max_length=64)] = None
+    person: Annotated[
+        str | None, Query(max_length=32, description="Only disclosures of this person's data.")
+    ] = None
+    since: Annotated[AwareDatetime | None, Query(description="From this time on.")] = None
+    until: Annotated[AwareDatetime | None, Query(description="Before this time.")] = None
+
+    def as_dict(self) -> dict[str, str | dt.datetime | None]:
+        return dataclasses.asdict(self)
 
 
 @router.get("/disclosures", response_model=LedgerPage)
@@ -213,30 +287,86 @@ def list_disclosures(
     _: Reader,
     session: ReadSession,
     *,
-    recipient: Annotated[str | None, Query(max_length=64)] = None,
-    purpose: Annotated[str | None, Query(max_length=64)] = None,
-    ground: Annotated[str | None, Query(max_length=64)] = None,
-    person: Annotated[
-        str | None, Query(max_length=32, description="Only disclosures of this person's data.")
-    ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="From this time on.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before this time.")] = None,
+    filters: Annotated[LedgerFilters, Depends()],
     after: After = 0,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """The ledger of disclosures, oldest first, `limit` at a time, filtered."""
-    filters: dict[str, str | dt.datetime | None] = {
-        "recipient": recipient,
-        "purpose": purpose,
-        "ground": ground,
-        "person": person,
-        "since": since,
-        "until": until,
-    }
-    entries = disclosures(session, filters=filters, after=after, limit=limit)
+    entries = disclosures(session, filters=filters.as_dict(), after=after, limit=limit)
     return {
         "disclosures": [entry.as_json() for entry in entries],
         "next": entries[-1].id if len(entries) == limit else None,
+    }
+
+
+@router.get(
+    "/disclosures/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            "description": "One JSON object a line: each disclosure (`kind`: `disclosure`) "
+            "and, with `people=true`, each person it disclosed (`kind`: `person`).",
+        }
+    },
+)
+async def export_disclosures(
+    actor: Reader,
+    *,
+    runtime: RuntimeDep,
+    filters: Annotated[LedgerFilters, Depends()],
+    people: Annotated[
+        bool, Query(description="Also a line per person disclosed, after each disclosure.")
+    ] = False,
+) -> StreamingResponse:
+    """The ledger as NDJSON, oldest first, filtered like `GET /v1/disclosures`; read a
+    page at a time, so an export of any size holds no transaction open. Audited."""
+    chosen = filters.as_dict()
+
+    def audit(session: Session) -> None:
+        record_export(session, runtime.clock, actor=actor.ref, filters=chosen, people=people)
+
+    await write_unit(runtime, audit)
+    lines = export_ledger(runtime.db.reading, filters=chosen, people=people)
+    return StreamingResponse(_ndjson(lines), media_type="application/x-ndjson")
+
+
+def _ndjson(lines: Iterator[dict[str, object]], *, per_chunk: int = 1000) -> Iterator[str]:
+    """The lines as NDJSON, `per_chunk` lines a chunk: each chunk is one hop to the thread
+    that reads the ledger, not each line."""
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(json.dumps(line, separators=(",", ":")))
+        if len(chunk) == per_chunk:
+            yield "\n".join(chunk) + "\n"
+            chunk = []
+    if chunk:
+        yield "\n".join(chunk) + "\n"
+
+
+@router.get(
+    "/disclosures/{disclosure_id}/exclusions",
+    response_model=ExclusionPage,
+    responses=refusals(404, _404="No disclosure with that id (`disclosure_not_found`)."),
+)
+def list_exclusions(
+    _: Reader,
+    disclosure_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: ReadSession,
+    *,
+    after: Annotated[
+        int, Query(ge=0, le=2**31 - 1, description="The `next` of the page before.")
+    ] = 0,
+    limit: Limit = 1000,
+) -> dict[str, Any]:
+    """Every person id the disclosure left out, and why, in the order they were asked for,
+    `limit` at a time."""
+    if not disclosure_exists(session, disclosure_id):
+        raise NotFound("no disclosure with that id", code="disclosure_not_found")
+    page = exclusions_page(session, disclosure_id, start=after, limit=limit)
+    return {
+        "exclusions": [{"person_id": person, "code": code} for person, code in page],
+        "next": after + len(page) if len(page) == limit else None,
     }
 
 
