@@ -69,6 +69,8 @@ class Settings:
     mail_from: str = "privacy@localhost"
     # Tries of a message that keeps failing temporarily before it is recorded as failed.
     mail_max_attempts: int = 12
+    # Where people reach Charter's public pages: the start of the links mailed to them.
+    public_url: str = "http://127.0.0.1:8000"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -143,7 +145,15 @@ def _mail(env: Mapping[str, str]) -> dict[str, Any]:
         "smtp_timeout_s": _int(env, "CHARTER_SMTP_TIMEOUT_S", 30, low=1, high=600),
         "mail_from": mail_from,
         "mail_max_attempts": _int(env, "CHARTER_MAIL_MAX_ATTEMPTS", 12, low=1, high=100),
+        "public_url": _public_url(env),
     }
+
+
+def _public_url(env: Mapping[str, str]) -> str:
+    raw = env.get("CHARTER_PUBLIC_URL", "").strip() or "http://127.0.0.1:8000"
+    if not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw):
+        raise SettingsError(f"CHARTER_PUBLIC_URL must be an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:

@@ -8,6 +8,7 @@ from charter.db import Base
 from charter.disclosures import models as disclosure_models
 from charter.jobs import models as job_models
 from charter.mail import models as mail_models
+from charter.requests import models as request_models
 from charter.staff import models as staff_models
 from charter.vault import models as vault_models
 
@@ -17,6 +18,7 @@ MODEL_MODULES = (
     disclosure_models,
     job_models,
     mail_models,
+    request_models,
     staff_models,
     vault_models,
 )

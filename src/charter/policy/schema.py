@@ -65,6 +65,8 @@ Permission = Literal[
     "events:write",
     "disclosures:make",
     "disclosures:read",
+    "requests:manage",
+    "requests:submit",
 ]
 
 
