@@ -4,8 +4,8 @@ of /openapi.json has one, and a body sent is the route's own OpenAPI example.
 
 In an answer on the page, a string in angle brackets (`"<person id>"`) stands for any value,
 a key `"…"` for keys left out, and a last list item `"…"` for items left out. `$KEY` is a
-privacy officer's key, `$SERVICE_KEY` an OMNI service's; `$PERSON`, `$KEY_ID`, `$SELECTION`
-and `$DISCLOSURE` are the ids the examples before them returned.
+privacy officer's key, `$SERVICE_KEY` an OMNI service's; `$PERSON`, `$KEY_ID`, `$SELECTION`,
+`$DISCLOSURE` and `$REQUEST` are the ids the examples before them returned.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ CAPTURED = {
     "key_id": "KEY_ID",
     "selection_id": "SELECTION",
     "disclosure_id": "DISCLOSURE",
+    "request_id": "REQUEST",
 }
 
 

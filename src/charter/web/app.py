@@ -27,6 +27,7 @@ from charter.web.routes import (
     people,
     policy,
     public,
+    requests,
     selections,
     staff,
 )
@@ -72,6 +73,7 @@ def create_app(
         choices,
         selections,
         disclosures,
+        requests,
     )
     for module in routers:
         document_refusals(module.router)

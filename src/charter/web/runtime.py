@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from starlette.types import Scope
@@ -15,6 +16,7 @@ from charter.mail.outbox import OUTBOX_KEY_PURPOSE, Outbox
 from charter.mail.sender import Sender, sender_for
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
+from charter.requests.service import Links
 from charter.settings import Settings
 from charter.staff.attempts import FailedAttempts
 from charter.vault.identifiers import BlindIndex
@@ -63,6 +65,11 @@ class Runtime:
     @property
     def outbox(self) -> Outbox:
         return self.mail.outbox
+
+    @functools.cached_property
+    def links(self) -> Links:
+        """The signer of the verification links mailed to people about their requests."""
+        return Links(self.index, self.settings.public_url)
 
     def policy_page(self) -> str:
         """The rendered policy page; rendered once per loaded policy."""
