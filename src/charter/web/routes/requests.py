@@ -14,7 +14,9 @@ from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from charter.requests.fulfil import fulfil
 from charter.requests.models import RightsRequest
 from charter.requests.service import (
     OPEN_STATES,
@@ -369,6 +371,53 @@ async def classify_request(
             s, runtime.clock, policy, request_id, actor=actor.ref, request_type=body.type
         ),
     )
+
+
+class FulfilOut(BaseModel):
+    request: RequestOut
+    response: str = Field(description="What was done, as the request records it.")
+    report: dict[str, Any] = Field(
+        description="`know_categories`: categories, sources, purposes, recipients; else empty."
+    )
+    kept: list[str] = Field(description="`delete`: what was kept, and why.")
+    recipients: list[str] = Field(
+        description="Recipients told of the deletion or the opt-out (recorded)."
+    )
+
+
+@router.post(
+    "/v1/requests/{request_id}/fulfil",
+    response_model=FulfilOut,
+    responses=refusals(
+        404,
+        409,
+        _404="No request with that id (`request_not_found`).",
+        _409="Not verified (`not_verified`), closed (`invalid_transition`), or a type answered "
+        "another way (`not_fulfilled_here`).",
+    ),
+)
+async def fulfil_request(
+    actor: Manager, request_id: RequestId, *, policy: PolicyDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Carry out a verified know-categories, delete or opt-out request and answer it: the
+    categories report; the erasure, with what was kept and why; the opt-out recorded as the
+    person's choice. A person Charter does not know gets "no personal information found"."""
+    done = await run_in_threadpool(
+        fulfil,
+        runtime.db,
+        runtime.keys,
+        runtime.clock,
+        policy,
+        request_id=request_id,
+        actor=actor.ref,
+    )
+    return {
+        "request": _out(done.request),
+        "response": done.response,
+        "report": done.report,
+        "kept": list(done.kept),
+        "recipients": list(done.recipients),
+    }
 
 
 _RECEIVED = (

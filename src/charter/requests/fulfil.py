@@ -1,0 +1,218 @@
+"""Doing what a verified request asks: the categories a person's data falls in (know), their
+erasure (delete), their opt-out of sale and sharing, each answered and audited.
+
+The answer of a request whose person Charter does not know is what the law expects once
+the request is verified: "no personal information found", never an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from charter.audit.chain import Event, record
+from charter.clock import Clock
+from charter.consent.choices import set_choices
+from charter.db import Database
+from charter.disclosures.guards import ADVERTISING_KINDS
+from charter.disclosures.models import DisclosedPerson, Disclosure
+from charter.errors import Conflict
+from charter.policy.compiled import CompiledPolicy
+from charter.requests import service
+from charter.requests.models import RightsRequest
+from charter.vault.erasure import erase_person
+from charter.vault.keystore import KeyStore
+from charter.vault.models import Record
+from charter.vault.people import household
+
+# The types `fulfil` carries out; the others are answered by their own features
+# (`shine_the_light`) or by staff.
+FULFILLED_TYPES = ("know_categories", "delete", "opt_out_sale_sharing")
+NOTHING_FOUND = "no personal information found"
+# What an erasure keeps, and why (C23; the answer says so).
+KEPT_ON_ERASURE = (
+    "the audit log of what was done with the data, which names no value",
+    "the ledger of disclosures (to whom, when, for what), which the law asks OMNI to account for",
+    "this request's record, kept 24 months (11 CCR 7101)",
+)
+
+
+@dataclass(frozen=True)
+class Fulfilled:
+    """What was done, for the answer: `report` for a know request, `kept` for a deletion,
+    `recipients` told of an opt-out or a deletion."""
+
+    request: RightsRequest
+    response: str
+    report: dict[str, Any] = field(default_factory=dict)
+    kept: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+
+
+def fulfil(
+    db: Database,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    request_id: str,
+    actor: str,
+) -> Fulfilled:
+    """Carry out the verified request `request_id` and answer it. A request that is not
+    verified, or of a type this does not carry out, is refused and nothing is done."""
+    with db.writing() as session:
+        request = service.get_request(session, request_id, for_update=True)
+        if request.type not in FULFILLED_TYPES:
+            raise Conflict(
+                f"a {request.type.replace('_', ' ')} request is answered another way",
+                code="not_fulfilled_here",
+            )
+        if request.state == "verified":
+            service.start(session, clock, request_id, actor=actor)
+        elif request.state != "in_progress" or request.verified_at is None:
+            raise Conflict(
+                f"the request is {request.state.replace('_', ' ')}: only a verified request "
+                "is carried out",
+                code="not_verified" if request.verified_at is None else "invalid_transition",
+            )
+        kind, person_id = request.type, request.person_id
+    if kind == "delete" and person_id is not None:
+        # The erasure runs its own units (keys destroyed first; resumable after a crash).
+        with db.reading() as session:
+            recipients = _recipients_of(session, policy, person_id)
+        receipt = erase_person(db, keys, clock, actor=actor, person_id=person_id)
+        with db.writing() as session:
+            _notify(
+                session, clock, request_id=request_id, actor=actor, notice="deletion", to=recipients
+            )
+            response = (
+                f"erased: {receipt.records_deleted} records, {receipt.events_deleted} events; "
+                f"{len(recipients)} recipients told"
+            )
+            done = service.answer(session, clock, request_id, actor=actor, response=response)
+        return Fulfilled(done, response, kept=KEPT_ON_ERASURE, recipients=recipients)
+    with db.writing() as session:
+        if person_id is None:
+            done = service.answer(session, clock, request_id, actor=actor, response=NOTHING_FOUND)
+            return Fulfilled(done, NOTHING_FOUND)
+        if kind == "know_categories":
+            report = categories_report(session, policy, person_id)
+            response = f"categories report: {len(report['categories'])} categories"
+            done = service.answer(session, clock, request_id, actor=actor, response=response)
+            return Fulfilled(done, response, report=report)
+        recipients = _opt_out(
+            session, clock, policy, request_id=request_id, actor=actor, person_id=person_id
+        )
+        response = f"opt-out of sale and sharing recorded; {len(recipients)} recipients told"
+        done = service.answer(session, clock, request_id, actor=actor, response=response)
+        return Fulfilled(done, response, recipients=recipients)
+
+
+def categories_report(session: Session, policy: CompiledPolicy, person_id: str) -> dict[str, Any]:
+    """What a know (categories) answer tells: the categories of the person's data Charter
+    holds, their sources, the purposes the policy uses them for, and the recipients the
+    ledger shows they were disclosed to. Names from the policy; no value."""
+    members = household(session, person_id)
+    held = session.execute(
+        select(Record.category, Record.source).where(Record.person_id.in_(members)).distinct()
+    ).all()
+    categories = sorted({category for category, _ in held})
+    purposes = sorted(
+        purpose.id
+        for purpose in policy.policy.purposes
+        if set(policy.purpose_categories.get(purpose.id, ())) & set(categories)
+    )
+    recipients = sorted(
+        set(
+            session.scalars(
+                select(Disclosure.recipient)
+                .join(DisclosedPerson, DisclosedPerson.disclosure_id == Disclosure.id)
+                .where(DisclosedPerson.person_id == person_id)
+                .distinct()
+            )
+        )
+    )
+    labels = {category.id: category.label for category in policy.policy.categories}
+    return {
+        "categories": [{"id": c, "label": labels.get(c, c)} for c in categories],
+        "sources": sorted({source for _, source in held}),
+        "purposes": purposes,
+        "recipients": [
+            {"id": r, "name": policy.recipients[r].name if r in policy.recipients else r}
+            for r in recipients
+        ],
+    }
+
+
+def _recipients_of(
+    session: Session, policy: CompiledPolicy, person_id: str, *, kinds: frozenset[str] | None = None
+) -> tuple[str, ...]:
+    """The recipients the ledger shows the person's data went to (of `kinds`, if given)."""
+    found = session.scalars(
+        select(Disclosure.recipient)
+        .join(DisclosedPerson, DisclosedPerson.disclosure_id == Disclosure.id)
+        .where(DisclosedPerson.person_id == person_id)
+        .distinct()
+    )
+    return tuple(
+        sorted(
+            recipient
+            for recipient in found
+            if kinds is None
+            or (recipient in policy.recipients and policy.recipients[recipient].kind in kinds)
+        )
+    )
+
+
+def _opt_out(
+    session: Session,
+    clock: Clock,
+    policy: CompiledPolicy,
+    *,
+    request_id: str,
+    actor: str,
+    person_id: str,
+) -> tuple[str, ...]:
+    """Record the opt-out as the person's choice (method `request`), effective on the next
+    decision; tell the advertisers that received their data."""
+    set_choices(
+        session,
+        clock,
+        policy,
+        actor=actor,
+        person_id=person_id,
+        choices={f"purpose:{purpose}": False for purpose in sorted(policy.sale_or_sharing)},
+        method="request",
+    )
+    recipients = _recipients_of(session, policy, person_id, kinds=ADVERTISING_KINDS)
+    _notify(session, clock, request_id=request_id, actor=actor, notice="opt_out", to=recipients)
+    return recipients
+
+
+def _notify(
+    session: Session,
+    clock: Clock,
+    *,
+    request_id: str,
+    actor: str,
+    notice: str,
+    to: tuple[str, ...],
+) -> None:
+    """Record the notice of a deletion or an opt-out to each recipient that received the
+    person's data (the policy names recipients, not their addresses: the notice is recorded
+    for OMNI's staff to pass on through each recipient's contract)."""
+    if not to:
+        return
+    record(
+        session,
+        clock,
+        Event(
+            actor,
+            f"requests:recipients:{notice}_notice",
+            f"request:{request_id}",
+            details={"recipients": list(to)},
+        ),
+    )

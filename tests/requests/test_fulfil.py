@@ -1,0 +1,146 @@
+"""Carrying out verified requests through HTTP (C25, C22, C23): an opt-out becomes the
+person's choice and stops the next disclosure to an advertiser, an erasure says what it
+kept, a know request lists categories and recipients from the ledger, an unknown person is
+told nothing was found, and nothing is done for an unverified request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from charter.audit.reading import page_entries
+from charter.db import Database
+from tests.conftest import bearer
+from tests.vault.calls import sign_up
+
+pytestmark = pytest.mark.clause("C25")
+
+
+@pytest.fixture
+def service(make_key: Callable[..., str]) -> dict[str, str]:
+    return bearer(make_key("service_client"))
+
+
+@pytest.fixture
+def officer(make_key: Callable[..., str]) -> dict[str, str]:
+    return bearer(make_key("privacy_officer"))
+
+
+def verified(client: TestClient, service: dict[str, str], kind: str, person: str) -> str:
+    made = client.post(
+        "/v1/requests",
+        headers=service,
+        json={"type": kind, "person_id": person, "reauthenticated": True},
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["state"] == "verified"
+    request_id: str = made.json()["request_id"]
+    return request_id
+
+
+def disclose(
+    client: TestClient, officer: dict[str, str], person: str, key: str, **fields: Any
+) -> dict[str, Any]:
+    body = {
+        "recipient": "google_ads",
+        "purpose": "promotional",
+        "categories": ["cookie.id"],
+        "people": [person],
+        "idempotency_key": key,
+        **fields,
+    }
+    response = client.post("/v1/disclosures", headers=officer, json=body)
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_an_opt_out_request_stops_the_next_disclosure_to_an_advertiser(
+    client: TestClient, db: Database, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-1", "ines@example.com")
+    assert disclose(client, officer, person, "ads-before")["disclosed"] == 1
+    request_id = verified(client, service, "opt_out_sale_sharing", person)
+
+    done = client.post(f"/v1/requests/{request_id}/fulfil", headers=officer)
+    assert done.status_code == 200, done.text
+    assert done.json()["request"]["state"] == "answered"
+    assert done.json()["recipients"] == ["google_ads"]
+
+    after = disclose(client, officer, person, "ads-after")
+    assert (after["disclosed"], after["codes"]) == (0, {"opted_out_of_sale_or_sharing": 1})
+    choices = client.get(f"/v1/people/{person}/choices", headers=officer).json()
+    assert choices["current"]["purpose:promotional"] is False
+    with db.reading() as session:
+        [notice] = page_entries(session, action="requests:recipients:opt_out_notice", limit=10)
+    assert notice.as_json()["details"]["recipients"] == ["google_ads"]
+
+
+def test_a_deletion_erases_the_person_and_says_what_was_kept(
+    client: TestClient, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-2", "ines@example.com")
+    disclose(client, officer, person, "ads-1")
+    request_id = verified(client, service, "delete", person)
+
+    done = client.post(f"/v1/requests/{request_id}/fulfil", headers=officer).json()
+    assert done["request"]["state"] == "answered"
+    assert done["response"].startswith("erased: ")
+    assert any("ledger of disclosures" in kept for kept in done["kept"])
+    assert done["recipients"] == ["google_ads"]
+    used = client.post(
+        f"/v1/people/{person}/use",
+        headers=service,
+        json={"purpose": "service_support", "categories": ["contact.email"]},
+    )
+    assert used.json()["decision"]["code"] == "person_erased"
+
+
+def test_a_know_request_lists_the_categories_sources_and_recipients(
+    client: TestClient, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-3", "ines@example.com")
+    disclose(client, officer, person, "ads-1")
+    request_id = verified(client, service, "know_categories", person)
+
+    report = client.post(f"/v1/requests/{request_id}/fulfil", headers=officer).json()["report"]
+    assert {c["id"] for c in report["categories"]} >= {"contact.email", "identity.name"}
+    assert report["sources"] == ["given"]
+    assert "registration_authentication" in report["purposes"]
+    assert report["recipients"] == [{"id": "google_ads", "name": "Google LLC (Google Ads)"}]
+    assert "ines@example.com" not in str(report)
+
+
+def test_a_request_about_nobody_charter_knows_is_answered_nothing_found(
+    client: TestClient, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    made = client.post(
+        "/v1/requests",
+        headers=service,
+        json={"type": "opt_out_sale_sharing", "email": "stranger@example.com"},
+    ).json()
+    done = client.post(f"/v1/requests/{made['request_id']}/fulfil", headers=officer).json()
+    assert done["response"] == "no personal information found"
+    assert done["request"]["state"] == "answered"
+
+
+def test_nothing_is_done_for_an_unverified_deletion(
+    client: TestClient, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-4", "ines@example.com")
+    made = client.post(
+        "/v1/requests",
+        headers=service,
+        json={"type": "delete", "person_id": person, "email": "ines@example.com"},
+    ).json()
+    refused = client.post(f"/v1/requests/{made['request_id']}/fulfil", headers=officer)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "not_verified")
+    used = client.post(
+        f"/v1/people/{person}/use",
+        headers=service,
+        json={"purpose": "service_support", "categories": ["contact.email"]},
+    )
+    assert used.json()["decision"]["allowed"] is True
