@@ -121,3 +121,22 @@ def test_an_extension_past_the_deadline_is_refused(
     with pytest.raises(CharterError) as refused, db.writing() as session:
         service.extend(session, clock, omni_compiled, request_id, actor="staff:1", reason="late")
     assert refused.value.code == "past_due"
+
+
+def test_records_of_requests_closed_over_24_months_ago_are_swept_and_open_ones_kept(
+    db: Database, clock: FixedClock, omni_compiled: CompiledPolicy
+) -> None:
+    closed = unverified_erasure(db, clock, omni_compiled)
+    attempt(db, clock, omni_compiled, "deny", closed)
+    still_open = unverified_erasure(db, clock, omni_compiled)
+    clock.advance(dt.timedelta(days=365 * 2 - 5))
+    with db.writing() as session:
+        assert service.sweep_request_records(session, clock, actor="sweeper") == 0
+    clock.advance(dt.timedelta(days=10))
+    with db.writing() as session:
+        assert service.sweep_request_records(session, clock, actor="sweeper") == 1
+    with db.reading() as session:
+        assert service.steps_of(session, closed) == []
+        assert service.get_request(session, still_open).state == "awaiting_verification"
+        with pytest.raises(CharterError):
+            service.get_request(session, closed)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import Event, record
@@ -506,3 +506,41 @@ def steps_of(session: Session, request_id: str) -> Sequence[RequestStep]:
     return session.scalars(
         select(RequestStep).where(RequestStep.request_id == request_id).order_by(RequestStep.id)
     ).all()
+
+
+# How long a closed request's record is kept (11 CCR 7101: at least 24 months).
+RECORDS_KEPT_MONTHS = 24
+
+
+def _months_before(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same day and time `months` earlier (the month's last day where it is shorter)."""
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    day = moment.day
+    while True:
+        try:
+            return moment.replace(year=year, month=month + 1, day=day)
+        except ValueError:
+            day -= 1
+
+
+def sweep_request_records(session: Session, clock: Clock, *, actor: str) -> int:
+    """Delete the records of requests closed more than 24 months ago, with their steps;
+    how many. Open requests are never swept. Audited, as a count."""
+    cutoff = _months_before(clock.now(), RECORDS_KEPT_MONTHS)
+    old = list(
+        session.scalars(
+            select(RightsRequest.id).where(
+                RightsRequest.state.in_(CLOSED_STATES), RightsRequest.closed_at < cutoff
+            )
+        )
+    )
+    if not old:
+        return 0
+    session.execute(delete(RequestStep).where(RequestStep.request_id.in_(old)))
+    session.execute(delete(RightsRequest).where(RightsRequest.id.in_(old)))
+    record(
+        session,
+        clock,
+        Event(actor, "requests:records:swept", "requests", details={"deleted": len(old)}),
+    )
+    return len(old)
