@@ -9,10 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from charter.audit.reading import page_entries
 from charter.db import Database
+from charter.mail.models import OutboxMessage
+from charter.mail.outbox import opened
+from charter.requests.models import RightsRequest
 from tests.conftest import bearer
 from tests.vault.calls import sign_up
 
@@ -144,3 +149,34 @@ def test_nothing_is_done_for_an_unverified_deletion(
         json={"purpose": "service_support", "categories": ["contact.email"]},
     )
     assert used.json()["decision"]["allowed"] is True
+
+
+def test_the_answer_goes_to_the_address_the_request_gave_which_is_then_dropped(
+    app: FastAPI, client: TestClient, db: Database, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-5", "ines@example.com")
+    made = client.post(
+        "/v1/requests",
+        headers=service,
+        json={
+            "type": "know_categories",
+            "person_id": person,
+            "reauthenticated": True,
+            "email": "ines@example.com",
+        },
+    ).json()
+    done = client.post(f"/v1/requests/{made['request_id']}/fulfil", headers=officer).json()
+    assert done["mailed"] is True
+
+    with db.reading() as session:
+        [row] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.template == "requests:request_answered")
+        ).all()
+        message = opened(app.state.runtime.outbox, row)
+        request = session.get_one(RightsRequest, made["request_id"])
+        assert (request.reply_sealed, request.email_index) == (None, None)
+    assert message.to == "ines@example.com"
+    assert row.person_id == person
+    assert "  - E-mail address\n" in message.text
+    assert "Google" not in message.text  # disclosed to no one
+    assert "OMNI disclosed it to no one." in message.text

@@ -7,6 +7,7 @@ the request is verified: "no personal information found", never an error.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +21,12 @@ from charter.db import Database
 from charter.disclosures.guards import ADVERTISING_KINDS
 from charter.disclosures.models import DisclosedPerson, Disclosure
 from charter.errors import Conflict
+from charter.mail.outbox import Outbox, queue_message
+from charter.mail.rendering import MailTemplate
 from charter.policy.compiled import CompiledPolicy
 from charter.requests import service
 from charter.requests.models import RightsRequest
+from charter.requests.service import Replies
 from charter.vault.erasure import erase_person
 from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
@@ -32,6 +36,7 @@ from charter.vault.people import household
 # (`shine_the_light`) or by staff.
 FULFILLED_TYPES = ("know_categories", "delete", "opt_out_sale_sharing")
 NOTHING_FOUND = "no personal information found"
+ANSWER_MAIL = MailTemplate("charter.requests", "request_answered")
 # What an erasure keeps, and why (C23; the answer says so).
 KEPT_ON_ERASURE = (
     "the audit log of what was done with the data, which names no value",
@@ -43,13 +48,16 @@ KEPT_ON_ERASURE = (
 @dataclass(frozen=True)
 class Fulfilled:
     """What was done, for the answer: `report` for a know request, `kept` for a deletion,
-    `recipients` told of an opt-out or a deletion."""
+    `recipients` told of an opt-out or a deletion; `request` once closed."""
 
-    request: RightsRequest
+    request_id: str
     response: str
     report: dict[str, Any] = field(default_factory=dict)
     kept: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
+    request: RightsRequest | None = None
+    # Whether the answer was queued to the address the request gave.
+    mailed: bool = False
 
 
 def fulfil(
@@ -60,55 +68,97 @@ def fulfil(
     *,
     request_id: str,
     actor: str,
+    mail: tuple[Outbox, Replies] | None = None,
 ) -> Fulfilled:
-    """Carry out the verified request `request_id` and answer it. A request that is not
-    verified, or of a type this does not carry out, is refused and nothing is done."""
+    """Carry out the verified request `request_id` and answer it; with `mail`, the answer
+    also goes to the address the request gave, queued in the answer's transaction. A
+    request that is not verified, or of a type this does not carry out, is refused and
+    nothing is done."""
     with db.writing() as session:
-        request = service.get_request(session, request_id, for_update=True)
-        if request.type not in FULFILLED_TYPES:
-            raise Conflict(
-                f"a {request.type.replace('_', ' ')} request is answered another way",
-                code="not_fulfilled_here",
-            )
-        if request.state == "verified":
-            service.start(session, clock, request_id, actor=actor)
-        elif request.state != "in_progress" or request.verified_at is None:
-            raise Conflict(
-                f"the request is {request.state.replace('_', ' ')}: only a verified request "
-                "is carried out",
-                code="not_verified" if request.verified_at is None else "invalid_transition",
-            )
-        kind, person_id = request.type, request.person_id
+        kind, person_id = _started(session, clock, request_id, actor)
     if kind == "delete" and person_id is not None:
         # The erasure runs its own units (keys destroyed first; resumable after a crash).
         with db.reading() as session:
-            recipients = _recipients_of(session, policy, person_id)
+            told = _recipients_of(session, policy, person_id)
         receipt = erase_person(db, keys, clock, actor=actor, person_id=person_id)
+        done = Fulfilled(
+            request_id,
+            f"erased: {receipt.records_deleted} records, {receipt.events_deleted} events; "
+            f"{len(told)} recipients told",
+            kept=KEPT_ON_ERASURE,
+            recipients=told,
+        )
         with db.writing() as session:
-            _notify(
-                session, clock, request_id=request_id, actor=actor, notice="deletion", to=recipients
-            )
-            response = (
-                f"erased: {receipt.records_deleted} records, {receipt.events_deleted} events; "
-                f"{len(recipients)} recipients told"
-            )
-            done = service.answer(session, clock, request_id, actor=actor, response=response)
-        return Fulfilled(done, response, kept=KEPT_ON_ERASURE, recipients=recipients)
+            _notify(session, clock, request_id=request_id, actor=actor, notice="deletion", to=told)
+            return _answered(session, clock, done, actor=actor, mail=mail)
     with db.writing() as session:
         if person_id is None:
-            done = service.answer(session, clock, request_id, actor=actor, response=NOTHING_FOUND)
-            return Fulfilled(done, NOTHING_FOUND)
-        if kind == "know_categories":
+            done = Fulfilled(request_id, NOTHING_FOUND)
+        elif kind == "know_categories":
             report = categories_report(session, policy, person_id)
-            response = f"categories report: {len(report['categories'])} categories"
-            done = service.answer(session, clock, request_id, actor=actor, response=response)
-            return Fulfilled(done, response, report=report)
-        recipients = _opt_out(
-            session, clock, policy, request_id=request_id, actor=actor, person_id=person_id
+            count = len(report["categories"])
+            done = Fulfilled(request_id, f"categories report: {count} categories", report=report)
+        else:
+            told = _opt_out(
+                session, clock, policy, request_id=request_id, actor=actor, person_id=person_id
+            )
+            done = Fulfilled(
+                request_id,
+                f"opt-out of sale and sharing recorded; {len(told)} recipients told",
+                recipients=told,
+            )
+        return _answered(session, clock, done, actor=actor, mail=mail)
+
+
+def _started(session: Session, clock: Clock, request_id: str, actor: str) -> tuple[str, str | None]:
+    """The type and person of the request, now in progress; refused unless verified."""
+    request = service.get_request(session, request_id, for_update=True)
+    if request.type not in FULFILLED_TYPES:
+        raise Conflict(
+            f"a {request.type.replace('_', ' ')} request is answered another way",
+            code="not_fulfilled_here",
         )
-        response = f"opt-out of sale and sharing recorded; {len(recipients)} recipients told"
-        done = service.answer(session, clock, request_id, actor=actor, response=response)
-        return Fulfilled(done, response, recipients=recipients)
+    if request.state == "verified":
+        service.start(session, clock, request_id, actor=actor)
+    elif request.state != "in_progress" or request.verified_at is None:
+        raise Conflict(
+            f"the request is {request.state.replace('_', ' ')}: only a verified request "
+            "is carried out",
+            code="not_verified" if request.verified_at is None else "invalid_transition",
+        )
+    return request.type, request.person_id
+
+
+def _answered(
+    session: Session,
+    clock: Clock,
+    done: Fulfilled,
+    *,
+    actor: str,
+    mail: tuple[Outbox, Replies] | None,
+) -> Fulfilled:
+    """Queue the answer to the request's address (if it gave one), then close it."""
+    request = service.get_request(session, done.request_id, for_update=True)
+    address = mail[1].open(request) if mail is not None else None
+    if mail is not None and address is not None:
+        queue_message(
+            session,
+            clock,
+            mail[0],
+            to=address,
+            template=ANSWER_MAIL,
+            context={
+                "kind": request.type.replace("_", " "),
+                "received": request.received_at.date().isoformat(),
+                "response": done.response,
+                "report": done.report or None,
+                "kept": list(done.kept),
+            },
+            idempotency_key=f"request:{request.id}:answer",
+            person_id=request.person_id,
+        )
+    closed = service.answer(session, clock, done.request_id, actor=actor, response=done.response)
+    return dataclasses.replace(done, request=closed, mailed=address is not None)
 
 
 def categories_report(session: Session, policy: CompiledPolicy, person_id: str) -> dict[str, Any]:

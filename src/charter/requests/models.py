@@ -2,8 +2,9 @@
 
 A request row is the record the law asks OMNI to keep for 24 months (11 CCR 7101): when it
 came, its type and channel, when and how it was answered, and the basis of a denial. It
-holds no personal value: the person is named by id once known, and the address a request
-came from only as a blind index, for verification and for finding the person.
+holds no personal value once closed: the person is named by id, and the address a request
+came from is kept as a blind index (to find the person) and sealed (to answer them) only
+while the request is open.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from charter.db import Base, UTCDateTime
@@ -52,6 +53,11 @@ class RightsRequest(Base):
     # The Message-ID of the e-mail it came in (one request per message), or the caller's
     # idempotency key (one request per key).
     source_key: Mapped[str | None] = mapped_column(String(300), nullable=True, unique=True)
+    # The address to answer, sealed (AES-GCM, bound to the request) while the request is
+    # open; dropped when it closes.
+    reply_sealed: Mapped[bytes | None] = mapped_column(
+        LargeBinary, nullable=True, info={"personal_data": "contact.email"}
+    )
     # Non-personal facts of the request (the field a correction concerns, counts, ...).
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

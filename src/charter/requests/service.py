@@ -36,6 +36,7 @@ from charter.mail.rendering import MailTemplate
 from charter.policy.compiled import CompiledPolicy
 from charter.requests.deadlines import CLASSIFIED_TYPES, TYPES, deadlines
 from charter.requests.models import RequestStep, RightsRequest
+from charter.vault.crypto import DecryptionFailed, Sealer
 from charter.vault.identifiers import BlindIndex, is_email_address
 from charter.vault.people import owner_of, people_by_email
 
@@ -55,6 +56,7 @@ UNVERIFIED_TYPES = frozenset({"opt_out_sale_sharing"})
 # How long a verification link works (11 CCR 7060-7062 leave it to the business; a day).
 LINK_LIFETIME = dt.timedelta(hours=24)
 LINK_KEY_PURPOSE = "request-verification-links"
+REPLY_KEY_PURPOSE = "request-reply-addresses"
 VERIFY_PATH = "/v1/public/requests/verify"
 
 VERIFICATION_MAIL = MailTemplate("charter.requests", "verify_request")
@@ -122,6 +124,30 @@ class Links:
         return str(payload["r"]), str(payload["n"])
 
 
+class Replies:
+    """Seals the address a request is answered at, bound to the request, under a key of its
+    own derived from the index key; only while the request is open."""
+
+    def __init__(self, index: BlindIndex) -> None:
+        self._sealer = Sealer(index.derived_key(REPLY_KEY_PURPOSE))
+
+    def seal(self, request_id: str, address: str) -> bytes:
+        return self._sealer.seal(address.encode(), _reply_bound(request_id))
+
+    def open(self, request: RightsRequest) -> str | None:
+        """The address to answer `request` at, or None (none given, or closed)."""
+        if request.reply_sealed is None:
+            return None
+        try:
+            return self._sealer.open(request.reply_sealed, _reply_bound(request.id)).decode()
+        except DecryptionFailed:
+            return None
+
+
+def _reply_bound(request_id: str) -> bytes:
+    return b"request-reply:v1\x1f" + request_id.encode()
+
+
 class LinkRefused(Unprocessable):
     """A verification link that is forged, expired or used already."""
 
@@ -136,10 +162,12 @@ def submit_request(
     intake: Intake,
     outbox: Outbox | None = None,
     links: Links | None = None,
+    replies: Replies | None = None,
 ) -> Submitted:
     """Record a request, with its deadlines, and start it: verified at once when it needs no
     verification or the service asserts a fresh re-authentication of the person; otherwise
     awaiting the single-use link mailed (with `outbox` and `links`) to the address it gave.
+    With `replies`, the address is kept sealed to answer at until the request closes.
     The same `source_key` again returns the first request and records nothing."""
     _check_intake(intake)
     if intake.source_key is not None:
@@ -182,6 +210,8 @@ def submit_request(
     else:
         session.add(request)
         session.flush()
+    if replies is not None and intake.email:
+        request.reply_sealed = replies.seal(request.id, intake.email)
     _step(session, clock, request, None, "received", actor=actor, note=intake.channel)
     if intake.type in UNVERIFIED_TYPES:
         _verify(session, clock, request, actor=actor, method="not_required")
@@ -453,8 +483,9 @@ def _move(
     request.state = to
     if to in CLOSED_STATES:
         request.closed_at = clock.now()
-        # The address's index served verification and the look-up; the record keeps none.
+        # The address served verification, the look-up and the answer; the record keeps none.
         request.email_index = None
+        request.reply_sealed = None
     _step(session, clock, request, before, to, actor=actor, note=note)
 
 

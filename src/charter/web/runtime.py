@@ -16,7 +16,7 @@ from charter.mail.outbox import OUTBOX_KEY_PURPOSE, Outbox
 from charter.mail.sender import Sender, sender_for
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.render import render_html
-from charter.requests.service import Links
+from charter.requests.service import Links, Replies
 from charter.settings import Settings
 from charter.staff.attempts import FailedAttempts
 from charter.vault.identifiers import BlindIndex
@@ -70,6 +70,11 @@ class Runtime:
     def links(self) -> Links:
         """The signer of the verification links mailed to people about their requests."""
         return Links(self.index, self.settings.public_url)
+
+    @functools.cached_property
+    def replies(self) -> Replies:
+        """The sealer of the addresses requests are answered at."""
+        return Replies(self.index)
 
     def policy_page(self) -> str:
         """The rendered policy page; rendered once per loaded policy."""

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("denial_basis", sa.String(length=500), nullable=True),
         sa.Column("report_year", sa.Integer(), nullable=True),
         sa.Column("source_key", sa.String(length=300), nullable=True),
+        sa.Column("reply_sealed", sa.LargeBinary(), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source_key"),

@@ -233,6 +233,7 @@ async def post_request(
             intake=intake,
             outbox=runtime.outbox,
             links=runtime.links,
+            replies=runtime.replies,
         )
         return _out(done.request, replayed=done.replayed)
 
@@ -376,6 +377,7 @@ async def classify_request(
 class FulfilOut(BaseModel):
     request: RequestOut
     response: str = Field(description="What was done, as the request records it.")
+    mailed: bool = Field(description="The answer was queued to the address the request gave.")
     report: dict[str, Any] = Field(
         description="`know_categories`: categories, sources, purposes, recipients; else empty."
     )
@@ -410,10 +412,14 @@ async def fulfil_request(
         policy,
         request_id=request_id,
         actor=actor.ref,
+        mail=(runtime.outbox, runtime.replies),
     )
+    if done.request is None:  # pragma: no cover - fulfil answers every request it carries out
+        raise LookupError(request_id)
     return {
         "request": _out(done.request),
         "response": done.response,
+        "mailed": done.mailed,
         "report": done.report,
         "kept": list(done.kept),
         "recipients": list(done.recipients),
@@ -454,6 +460,7 @@ async def post_public_request(
             intake=intake,
             outbox=runtime.outbox,
             links=runtime.links,
+            replies=runtime.replies,
         )
 
     await write_unit(runtime, submit)
