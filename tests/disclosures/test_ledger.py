@@ -31,6 +31,7 @@ from charter.vault.keystore import KeyStore
 from charter.vault.people import new_person
 from tests.conftest import bearer
 from tests.vault.calls import sign_up
+from tests.vault.test_people_events import visitor_person
 
 pytestmark = pytest.mark.clause("C21", "C22", "C24")
 
@@ -452,3 +453,37 @@ def test_a_large_disclosure_over_http_lists_the_first_exclusions_and_counts_them
     assert [e["person_id"] for e in answer["exclusions"]] == unknown[:1000]
     assert answer["exclusions_truncated"] is True
     assert ledger_rows(db) == (1, 150)
+
+
+def test_a_visitor_disclosed_before_signing_up_is_in_the_users_ledger(
+    client: TestClient,
+    db: Database,
+    keys: KeyStore,
+    officer: dict[str, str],
+    make_key: Callable[..., str],
+) -> None:
+    service = bearer(make_key("service_client"))
+    seen = client.post(
+        "/v1/events",
+        headers=service,
+        json={
+            "idempotency_key": "visit-ledger-1",
+            "events": [{"type": "page_view", "time": "2026-11-25T10:00:00Z",
+                        "visitor_id": "vid-ledger", "path": "/"}],
+        },
+    )  # fmt: skip
+    assert seen.status_code == 200, seen.text
+    visitor = visitor_person(db, keys, "vid-ledger")
+    assert visitor is not None
+    made = client.post(
+        "/v1/disclosures",
+        headers=officer,
+        json=body(recipient="google_ads", purpose="promotional", categories=["cookie.id"],
+                  people=[visitor]),
+    )  # fmt: skip
+    assert made.json()["disclosed"] == 1, made.text
+    user = sign_up(client, service, "vid-ledger", "ines@example.com")
+
+    for path in (f"/v1/people/{user}/disclosures", f"/v1/disclosures?person={user}"):
+        listed = client.get(path, headers=officer).json()["disclosures"]
+        assert [entry["id"] for entry in listed] == [made.json()["disclosure_id"]], path

@@ -180,3 +180,35 @@ def test_the_answer_goes_to_the_address_the_request_gave_which_is_then_dropped(
     assert "  - E-mail address\n" in message.text
     assert "Google" not in message.text  # disclosed to no one
     assert "OMNI disclosed it to no one." in message.text
+
+
+def test_a_shine_the_light_request_by_the_public_intake_is_answered_with_the_report(
+    app: FastAPI, client: TestClient, db: Database, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-6", "ines@example.com")
+    asked = client.post(
+        "/v1/public/requests", json={"type": "shine_the_light", "email": "ines@example.com"}
+    )
+    assert asked.status_code == 202
+    [request] = client.get("/v1/requests", headers=officer).json()["requests"]
+    assert (request["person_id"], request["report_year"]) == (person, 2025)
+    refused = client.post(f"/v1/requests/{request['request_id']}/fulfil", headers=officer)
+    assert refused.json()["error"]["code"] == "not_verified"
+
+    with db.reading() as session:
+        [row] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.template == "requests:verify_request")
+        ).all()
+        link = opened(app.state.runtime.outbox, row).text.split("http://127.0.0.1:8000")[1]
+    assert client.get(link.split()[0]).status_code == 200
+
+    done = client.post(f"/v1/requests/{request['request_id']}/fulfil", headers=officer).json()
+    assert done["request"]["state"] == "answered"
+    assert done["mailed"] is True
+    with db.reading() as session:
+        [report] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.template == "requests:stl_report")
+        ).all()
+        message = opened(app.state.runtime.outbox, report)
+    assert message.to == "ines@example.com"
+    assert "2025" in message.text

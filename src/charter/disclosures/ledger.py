@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from charter.access.decide import PersonState
@@ -44,6 +44,7 @@ from charter.policy.compiled import CompiledPolicy
 from charter.staff.models import StaffMember
 from charter.staff.service import Actor
 from charter.vault.keystore import KeyStore
+from charter.vault.models import Person
 from charter.vault.people import locking_people, owner_of
 
 # What a disclosure does with the people allowed: `record` records them; `deliver` also
@@ -654,10 +655,14 @@ def _filtered(query: _Query, filters: Mapping[str, Any] | None) -> _Query:
     if "until" in given:
         query = query.where(Disclosure.at < given["until"])
     if "person" in given:
+        # The person and the visitors merged into them: a visitor disclosed before signing
+        # up is in the ledger under the visitor's id.
+        person = given["person"]
+        members = select(Person.id).where(or_(Person.id == person, Person.merged_into == person))
         query = query.where(
             Disclosure.id.in_(
                 select(DisclosedPerson.disclosure_id).where(
-                    DisclosedPerson.person_id == given["person"]
+                    or_(DisclosedPerson.person_id == person, DisclosedPerson.person_id.in_(members))
                 )
             )
         )

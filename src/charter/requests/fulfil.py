@@ -27,14 +27,15 @@ from charter.policy.compiled import CompiledPolicy
 from charter.requests import service
 from charter.requests.models import RightsRequest
 from charter.requests.service import Replies
+from charter.requests.shine_the_light import answer_shine_the_light
 from charter.vault.erasure import erase_person
 from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
 from charter.vault.people import household
 
-# The types `fulfil` carries out; the others are answered by their own features
-# (`shine_the_light`) or by staff.
-FULFILLED_TYPES = ("know_categories", "delete", "opt_out_sale_sharing")
+# The types `fulfil` carries out; the others (`know_specific`, `correct`) are answered by
+# staff for now.
+FULFILLED_TYPES = ("shine_the_light", "know_categories", "delete", "opt_out_sale_sharing")
 NOTHING_FOUND = "no personal information found"
 ANSWER_MAIL = MailTemplate("charter.requests", "request_answered")
 # What an erasure keeps, and why (C23; the answer says so).
@@ -76,6 +77,8 @@ def fulfil(
     nothing is done."""
     with db.writing() as session:
         kind, person_id = _started(session, clock, request_id, actor)
+        if kind == "shine_the_light":
+            return _shine_the_light(session, clock, policy, request_id, actor=actor, mail=mail)
     if kind == "delete" and person_id is not None:
         # The erasure runs its own units (keys destroyed first; resumable after a crash).
         with db.reading() as session:
@@ -108,6 +111,35 @@ def fulfil(
                 recipients=told,
             )
         return _answered(session, clock, done, actor=actor, mail=mail)
+
+
+def _shine_the_light(
+    session: Session,
+    clock: Clock,
+    policy: CompiledPolicy,
+    request_id: str,
+    *,
+    actor: str,
+    mail: tuple[Outbox, Replies] | None,
+) -> Fulfilled:
+    """The Shine the Light report of the request's year, mailed to the address it gave."""
+    request = service.get_request(session, request_id, for_update=True)
+    address = mail[1].open(request) if mail is not None else None
+    if mail is None or address is None:
+        raise Conflict(
+            "a Shine the Light report is mailed: the request gave no address to answer",
+            code="no_reply_address",
+        )
+    answered = answer_shine_the_light(
+        session, clock, policy, mail[0], request_id=request_id, actor=actor, address=address
+    )
+    return Fulfilled(
+        request_id,
+        answered.request.response or "",
+        report=answered.as_json(),
+        request=answered.request,
+        mailed=True,
+    )
 
 
 def _started(session: Session, clock: Clock, request_id: str, actor: str) -> tuple[str, str | None]:

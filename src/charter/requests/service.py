@@ -256,7 +256,7 @@ def _person_of(session: Session, index: BlindIndex, intake: Intake) -> str | Non
         try:
             return owner_of(session, intake.person_id).id
         except NotFound:
-            return None
+            pass  # the address, if given, may still name them
     if intake.email is not None:
         found = people_by_email(session, index, intake.email)
         return found[0].id if found else None
