@@ -212,3 +212,61 @@ def test_a_shine_the_light_request_by_the_public_intake_is_answered_with_the_rep
         message = opened(app.state.runtime.outbox, report)
     assert message.to == "ines@example.com"
     assert "2025" in message.text
+
+
+def test_a_correction_replaces_the_value_and_erases_the_old_one(
+    client: TestClient, db: Database, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-7", "old@example.com")
+    made = client.post(
+        "/v1/requests",
+        headers=service,
+        json={"type": "correct", "person_id": person, "reauthenticated": True, "field": "email"},
+    ).json()
+    done = client.post(
+        f"/v1/requests/{made['request_id']}/fulfil",
+        headers=officer,
+        json={"value": "new@example.com"},
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["response"] == "corrected: email (1 replaced)"
+
+    used = client.post(
+        f"/v1/people/{person}/use",
+        headers=service,
+        json={"purpose": "service_support", "categories": ["contact.email"]},
+    ).json()
+    assert [v["value"] for v in used["values"]] == ["new@example.com"]
+    found = client.post("/v1/people/lookup", headers=officer, json={"email": "new@example.com"})
+    assert [p["person_id"] for p in found.json()["people"]] == [person]
+    gone = client.post("/v1/people/lookup", headers=officer, json={"email": "old@example.com"})
+    assert gone.json()["people"] == []
+    with db.reading() as session:
+        [entry] = page_entries(session, action="vault:field:corrected", limit=10)
+    assert "example.com" not in str(entry.as_json())
+
+
+def test_a_correction_of_the_address_that_verified_it_is_refused(
+    app: FastAPI, client: TestClient, db: Database, service: dict[str, str], officer: dict[str, str]
+) -> None:
+    person = sign_up(client, service, "v-ful-8", "old@example.com")
+    made = client.post(
+        "/v1/requests",
+        headers=service,
+        json={"type": "correct", "person_id": person, "email": "old@example.com", "field": "email"},
+    ).json()
+    with db.reading() as session:
+        [row] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.template == "requests:verify_request")
+        ).all()
+        link = opened(app.state.runtime.outbox, row).text.split("http://127.0.0.1:8000")[1]
+    assert client.get(link.split()[0]).status_code == 200
+    refused = client.post(
+        f"/v1/requests/{made['request_id']}/fulfil",
+        headers=officer,
+        json={"value": "new@example.com"},
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (
+        409,
+        "verified_by_the_corrected_field",
+    )

@@ -20,7 +20,7 @@ from charter.consent.choices import set_choices
 from charter.db import Database
 from charter.disclosures.guards import ADVERTISING_KINDS
 from charter.disclosures.models import DisclosedPerson, Disclosure
-from charter.errors import Conflict
+from charter.errors import Conflict, Unprocessable
 from charter.mail.outbox import Outbox, queue_message
 from charter.mail.rendering import MailTemplate
 from charter.policy.compiled import CompiledPolicy
@@ -28,14 +28,20 @@ from charter.requests import service
 from charter.requests.models import RightsRequest
 from charter.requests.service import Replies
 from charter.requests.shine_the_light import answer_shine_the_light
+from charter.vault.correction import correct_field
 from charter.vault.erasure import erase_person
 from charter.vault.keystore import KeyStore
 from charter.vault.models import Record
 from charter.vault.people import household
 
-# The types `fulfil` carries out; the others (`know_specific`, `correct`) are answered by
-# staff for now.
-FULFILLED_TYPES = ("shine_the_light", "know_categories", "delete", "opt_out_sale_sharing")
+# The types `fulfil` carries out; `know_specific` is answered by staff for now.
+FULFILLED_TYPES = (
+    "shine_the_light",
+    "know_categories",
+    "delete",
+    "correct",
+    "opt_out_sale_sharing",
+)
 NOTHING_FOUND = "no personal information found"
 ANSWER_MAIL = MailTemplate("charter.requests", "request_answered")
 # What an erasure keeps, and why (C23; the answer says so).
@@ -70,11 +76,12 @@ def fulfil(
     request_id: str,
     actor: str,
     mail: tuple[Outbox, Replies] | None = None,
+    value: str | None = None,
 ) -> Fulfilled:
     """Carry out the verified request `request_id` and answer it; with `mail`, the answer
     also goes to the address the request gave, queued in the answer's transaction. A
-    request that is not verified, or of a type this does not carry out, is refused and
-    nothing is done."""
+    correction takes the new `value` of the field the request names. A request that is not
+    verified, or of a type this does not carry out, is refused and nothing is done."""
     with db.writing() as session:
         kind, person_id = _started(session, clock, request_id, actor)
         if kind == "shine_the_light":
@@ -97,6 +104,8 @@ def fulfil(
     with db.writing() as session:
         if person_id is None:
             done = Fulfilled(request_id, NOTHING_FOUND)
+        elif kind == "correct":
+            done = _correct(session, keys, clock, policy, request_id, actor=actor, value=value)
         elif kind == "know_categories":
             report = categories_report(session, policy, person_id)
             count = len(report["categories"])
@@ -140,6 +149,45 @@ def _shine_the_light(
         request=answered.request,
         mailed=True,
     )
+
+
+def _correct(
+    session: Session,
+    keys: KeyStore,
+    clock: Clock,
+    policy: CompiledPolicy,
+    request_id: str,
+    *,
+    actor: str,
+    value: str | None,
+) -> Fulfilled:
+    """Replace the field the request names by `value`. A request verified by a link mailed
+    to the address it would correct is not verified by other data (11 CCR 7060): refused."""
+    request = service.get_request(session, request_id)
+    field = request.details.get("field")
+    if not field or value is None or not value.strip():
+        raise Unprocessable(
+            "a correction names its field (in the request) and the new value",
+            code="correction_incomplete",
+        )
+    if request.verification == "email_link" and field == "email":
+        raise Conflict(
+            "the request was verified by the address it would correct; verify it otherwise",
+            code="verified_by_the_corrected_field",
+        )
+    if request.person_id is None:
+        return Fulfilled(request_id, NOTHING_FOUND)
+    corrected = correct_field(
+        session,
+        keys,
+        clock,
+        policy,
+        actor=actor,
+        person_id=request.person_id,
+        field=str(field),
+        value=value,
+    )
+    return Fulfilled(request_id, f"corrected: {corrected.field} ({corrected.replaced} replaced)")
 
 
 def _started(session: Session, clock: Clock, request_id: str, actor: str) -> tuple[str, str | None]:

@@ -374,6 +374,16 @@ async def classify_request(
     )
 
 
+class FulfilBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"value": "ines.new@example.com"}]}
+    )
+
+    value: Annotated[str, Field(min_length=1, max_length=10_000)] | None = Field(
+        default=None, description="`correct`: the new value of the field the request names."
+    )
+
+
 class FulfilOut(BaseModel):
     request: RequestOut
     response: str = Field(description="What was done, as the request records it.")
@@ -393,13 +403,24 @@ class FulfilOut(BaseModel):
     responses=refusals(
         404,
         409,
-        _404="No request with that id (`request_not_found`).",
-        _409="Not verified (`not_verified`), closed (`invalid_transition`), or a type answered "
-        "another way (`not_fulfilled_here`).",
+        422,
+        _422="A correction without its field or value (`correction_incomplete`), or a value "
+        "its collection point refuses.",
+        _409="Not verified (`not_verified`), closed (`invalid_transition`), a type answered "
+        "another way (`not_fulfilled_here`), no address for a Shine the Light report "
+        "(`no_reply_address`), or a correction of the address that verified it "
+        "(`verified_by_the_corrected_field`).",
+        _404="No request with that id (`request_not_found`), or no stored value of the field "
+        "to correct (`field_not_held`).",
     ),
 )
 async def fulfil_request(
-    actor: Manager, request_id: RequestId, *, policy: PolicyDep, runtime: RuntimeDep
+    actor: Manager,
+    request_id: RequestId,
+    body: FulfilBody | None = None,
+    *,
+    policy: PolicyDep,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
     """Carry out a verified know-categories, delete or opt-out request and answer it: the
     categories report; the erasure, with what was kept and why; the opt-out recorded as the
@@ -413,6 +434,7 @@ async def fulfil_request(
         request_id=request_id,
         actor=actor.ref,
         mail=(runtime.outbox, runtime.replies),
+        value=body.value if body is not None else None,
     )
     if done.request is None:  # pragma: no cover - fulfil answers every request it carries out
         raise LookupError(request_id)
