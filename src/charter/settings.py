@@ -71,6 +71,8 @@ class Settings:
     mail_max_attempts: int = 12
     # Where people reach Charter's public pages: the start of the links mailed to them.
     public_url: str = "http://127.0.0.1:8000"
+    # Who gets the daily reminder of rights requests due within 7 days.
+    privacy_officers_mail: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -146,7 +148,16 @@ def _mail(env: Mapping[str, str]) -> dict[str, Any]:
         "mail_from": mail_from,
         "mail_max_attempts": _int(env, "CHARTER_MAIL_MAX_ATTEMPTS", 12, low=1, high=100),
         "public_url": _public_url(env),
+        "privacy_officers_mail": _mail_list(env, "CHARTER_PRIVACY_OFFICERS_MAIL"),
     }
+
+
+def _mail_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    for address in found:
+        if address.count("@") != 1 or any(c.isspace() or c in "<>;" for c in address):
+            raise SettingsError(f"{name} must be plain addresses separated by commas")
+    return found
 
 
 def _public_url(env: Mapping[str, str]) -> str:

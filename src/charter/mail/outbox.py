@@ -127,7 +127,13 @@ def queue_message(
         sealed=sealed,
         person_id=person_id,
     )
-    session.execute(insert.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    inserted = session.execute(
+        insert.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(
+            table_of(OutboxMessage).c.id
+        )
+    ).scalar()
+    if inserted is not None:
+        return str(inserted)
     found = session.scalar(
         select(OutboxMessage.id).where(OutboxMessage.idempotency_key == idempotency_key)
     )

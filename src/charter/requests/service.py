@@ -178,20 +178,33 @@ def submit_request(
             return Submitted(earlier, replayed=True)
     now = clock.now()
     person_id = _person_of(session, index, intake)
+    method = _verified_at_intake(intake, person_id)
     due = deadlines(policy, intake.type, intake.channel, now)
+    request_id = secrets.token_hex(16)
+    details = dict(intake.details or {})
+    # The request is written once, in the state intake leaves it in.
+    nonce = None
+    if method is None and intake.email and outbox is not None and links is not None:
+        nonce = secrets.token_hex(16)
+        details["link"] = _digest(nonce)
     request = RightsRequest(
-        id=secrets.token_hex(16),
+        id=request_id,
         type=intake.type,
-        state="received",
+        state="verified" if method is not None else "awaiting_verification",
         channel=intake.channel,
         person_id=person_id,
         email_index=index.email(intake.email) if intake.email else None,
         received_at=now,
         confirm_by=due.confirm_by,
         due_at=due.due_at,
+        verified_at=now if method is not None else None,
+        verification=method,
         report_year=now.year - 1 if intake.type == "shine_the_light" else None,
         source_key=intake.source_key,
-        details=dict(intake.details or {}),
+        reply_sealed=(
+            replies.seal(request_id, intake.email) if replies is not None and intake.email else None
+        ),
+        details=details,
     )
     if intake.source_key is not None:
         # Two deliveries of the same message at once: the second finds the first's row.
@@ -209,26 +222,36 @@ def submit_request(
         request = session.get_one(RightsRequest, inserted)
     else:
         session.add(request)
+        # Before its steps: with no relationship between them, the flush would not order
+        # the step rows after the request row they point at.
         session.flush()
-    if replies is not None and intake.email:
-        request.reply_sealed = replies.seal(request.id, intake.email)
     _step(session, clock, request, None, "received", actor=actor, note=intake.channel)
+    _step(session, clock, request, "received", request.state, actor=actor, note=method)
+    if nonce is not None and intake.email and outbox is not None and links is not None:
+        _mail_link(
+            session,
+            clock,
+            outbox=outbox,
+            link=links.url(links.token(request.id, nonce, now)),
+            request=request,
+            address=intake.email,
+        )
+    return Submitted(request)
+
+
+def _verified_at_intake(intake: Intake, person_id: str | None) -> str | None:
+    """How the request is verified as it arrives, if it is: it needs no verification, or
+    the service re-authenticated the person on their own account."""
     if intake.type in UNVERIFIED_TYPES:
-        _verify(session, clock, request, actor=actor, method="not_required")
-    elif intake.reauthenticated:
+        return "not_required"
+    if intake.reauthenticated:
         if person_id is None or intake.person_id is None:
             raise Unprocessable(
                 "a re-authentication verifies the person's own account: name its person_id",
                 code="reauthentication_needs_person",
             )
-        _verify(session, clock, request, actor=actor, method="reauthenticated")
-    else:
-        _move(session, clock, request, "awaiting_verification", actor=actor)
-        if intake.email and outbox is not None and links is not None:
-            _mail_link(
-                session, clock, outbox=outbox, links=links, request=request, address=intake.email
-            )
-    return Submitted(request)
+        return "reauthenticated"
+    return None
 
 
 def _check_intake(intake: Intake) -> None:
@@ -272,13 +295,11 @@ def _mail_link(
     clock: Clock,
     *,
     outbox: Outbox,
-    links: Links,
+    link: str,
     request: RightsRequest,
     address: str,
 ) -> None:
-    """A fresh single-use link for `request`, mailed to `address`; only its digest is kept."""
-    nonce = secrets.token_hex(16)
-    request.details = {**request.details, "link": _digest(nonce)}
+    """Mail the single-use `link` of `request` to `address`."""
     queue_message(
         session,
         clock,
@@ -286,11 +307,11 @@ def _mail_link(
         to=address,
         template=VERIFICATION_MAIL,
         context={
-            "link": links.url(links.token(request.id, nonce, clock.now())),
+            "link": link,
             "kind": request.type.replace("_", " "),
             "hours": int(LINK_LIFETIME.total_seconds() // 3600),
         },
-        idempotency_key=f"request:{request.id}:verify:{nonce}",
+        idempotency_key=f"request:{request.id}:verify:{request.details['link'][:16]}",
         person_id=request.person_id,
     )
 
@@ -543,7 +564,7 @@ def steps_of(session: Session, request_id: str) -> Sequence[RequestStep]:
 RECORDS_KEPT_MONTHS = 24
 
 
-def _months_before(moment: dt.datetime, months: int) -> dt.datetime:
+def months_before(moment: dt.datetime, months: int) -> dt.datetime:
     """The same day and time `months` earlier (the month's last day where it is shorter)."""
     year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
     day = moment.day
@@ -557,7 +578,7 @@ def _months_before(moment: dt.datetime, months: int) -> dt.datetime:
 def sweep_request_records(session: Session, clock: Clock, *, actor: str) -> int:
     """Delete the records of requests closed more than 24 months ago, with their steps;
     how many. Open requests are never swept. Audited, as a count."""
-    cutoff = _months_before(clock.now(), RECORDS_KEPT_MONTHS)
+    cutoff = months_before(clock.now(), RECORDS_KEPT_MONTHS)
     old = list(
         session.scalars(
             select(RightsRequest.id).where(

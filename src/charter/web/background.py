@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from charter.requests.reminders import daily_request_work
 from charter.staff.attempts import record_refusals
 from charter.vault.recovery import KEY_GRACE, settle_keys
 from charter.web.runtime import Runtime
@@ -23,6 +24,8 @@ REFUSALS_EVERY_S = 5.0
 SETTLE_KEYS_EVERY_S = 300.0
 # How often the outbox is looked at for mail that is due (see charter.mail.sender).
 SEND_MAIL_EVERY_S = 1.0
+# How often the rights requests' daily work is looked for (see charter.requests.reminders).
+REQUEST_WORK_EVERY_S = 600.0
 # How often SQLite's write-ahead log is copied into the database (see Database.checkpoint).
 CHECKPOINT_EVERY_S = 1.0
 
@@ -63,6 +66,19 @@ def send_mail(runtime: Runtime) -> None:
         log.warning("the outbox could not be read or marked; trying again")
 
 
+def request_work(runtime: Runtime) -> None:
+    """Today's reminder of rights requests due soon, and the sweep of old records."""
+    try:
+        daily_request_work(
+            runtime.db,
+            runtime.clock,
+            runtime.outbox,
+            to=runtime.settings.privacy_officers_mail,
+        )
+    except SQLAlchemyError:
+        log.warning("the rights requests' daily work could not be done; trying again later")
+
+
 def checkpoint(runtime: Runtime) -> None:
     try:
         runtime.db.checkpoint()
@@ -90,6 +106,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(_every(REFUSALS_EVERY_S, record_closed_refusals, runtime)),
         asyncio.create_task(_every(SETTLE_KEYS_EVERY_S, settle_old_keys, runtime)),
         asyncio.create_task(_every(SEND_MAIL_EVERY_S, send_mail, runtime)),
+        asyncio.create_task(_every(REQUEST_WORK_EVERY_S, request_work, runtime)),
     ]
     if runtime.db.is_sqlite:
         tasks.append(asyncio.create_task(_every(CHECKPOINT_EVERY_S, checkpoint, runtime)))
