@@ -26,6 +26,8 @@ PUBLIC_PATHS = frozenset(
         "/redoc",
         "/openapi.json",
         "/v1/public/consent-receipts",
+        "/v1/public/requests",
+        "/v1/public/requests/verify",
     }
 )
 
