@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import text
 
 from charter.clock import FixedClock
 from charter.db import Database
@@ -20,6 +19,7 @@ from charter.vault.erasure import erase_person
 from charter.vault.keystore import SqlKeyStore
 from charter.vault.people import new_person
 from tests.conftest import BACKEND
+from tests.vault.test_erasure import _people_waiting_for_a_lock
 
 pytestmark = [
     pytest.mark.clause("C21"),
@@ -29,18 +29,6 @@ pytestmark = [
 ]
 
 OFFICER = Actor(staff_id=3, key_id="k" * 12, role="privacy_officer", permissions=frozenset())
-
-
-def _waiting_for_a_lock(db: Database) -> int:
-    with db.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT COUNT(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-        )
 
 
 def test_an_erasure_waits_for_a_disclosure_of_the_person_under_way(
@@ -70,7 +58,7 @@ def test_an_erasure_waits_for_a_disclosure_of_the_person_under_way(
         # Decided, not committed: the erasure must wait for it, not finish around it.
         erasure.start()
         deadline = time.monotonic() + 60
-        while erasure.is_alive() and not _waiting_for_a_lock(committed_db):
+        while erasure.is_alive() and not _people_waiting_for_a_lock(committed_db):
             assert time.monotonic() < deadline, "the erasure neither waited nor finished"
             time.sleep(0.01)  # polling for the erasure to reach its lock, not measuring
         assert erasure.is_alive(), "the erasure finished while the disclosure was under way"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,20 +18,9 @@ from charter.clock import FixedClock
 from charter.db import Database
 from charter.mail.models import OutboxMessage
 from charter.mail.outbox import opened
-from tests.conftest import bearer
 from tests.vault.calls import sign_up
 
 pytestmark = pytest.mark.clause("C25")
-
-
-@pytest.fixture
-def service(make_key: Callable[..., str]) -> dict[str, str]:
-    return bearer(make_key("service_client"))
-
-
-@pytest.fixture
-def officer(make_key: Callable[..., str]) -> dict[str, str]:
-    return bearer(make_key("privacy_officer"))
 
 
 def mailed_links(app: FastAPI, db: Database) -> list[str]:

@@ -5,7 +5,6 @@ told nothing was found, and nothing is done for an unverified request."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,20 +17,9 @@ from charter.db import Database
 from charter.mail.models import OutboxMessage
 from charter.mail.outbox import opened
 from charter.requests.models import RightsRequest
-from tests.conftest import bearer
 from tests.vault.calls import sign_up
 
 pytestmark = pytest.mark.clause("C25")
-
-
-@pytest.fixture
-def service(make_key: Callable[..., str]) -> dict[str, str]:
-    return bearer(make_key("service_client"))
-
-
-@pytest.fixture
-def officer(make_key: Callable[..., str]) -> dict[str, str]:
-    return bearer(make_key("privacy_officer"))
 
 
 def verified(client: TestClient, service: dict[str, str], kind: str, person: str) -> str:
