@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 CHARTER_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export CHARTER_TEST_POSTGRES_URL
 
-.PHONY: run test lint typecheck audit browser test-sqlite test-postgres bench clean
+.PHONY: run test lint typecheck audit browser dovecot test-sqlite test-postgres bench clean
 
 $(BIN)/python:
 	@echo "Creating the virtual environment in $(VENV)…"
@@ -50,11 +50,23 @@ browser:
 			apt-get install -y --no-install-recommends chromium; \
 	fi
 
-test-sqlite: $(DEV_STAMP) browser
+# The mail intake tests (tests/requests/test_mail_intake.py) read from a real IMAP server:
+# Debian's dovecot, started by the tests as an unprivileged process on a private port with a
+# configuration of its own. The system's dovecot service is neither configured nor needed.
+dovecot:
+	@if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/lib/dovecot/imap ]; then \
+		echo "Installing Debian's dovecot-imapd for the mail intake tests…"; \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends dovecot-imapd; \
+	fi
+
+test-sqlite: $(DEV_STAMP) browser dovecot
 	CHARTER_TEST_DATABASE=sqlite $(BIN)/pytest -n auto
 
 # The whole suite again on PostgreSQL. Under CI (CI=true) PostgreSQL is required.
-test-postgres: $(DEV_STAMP) browser
+test-postgres: $(DEV_STAMP) browser dovecot
 	@if $(BIN)/python -m tests.postgres_ready; then \
 		CHARTER_TEST_DATABASE=postgres $(BIN)/pytest -n auto; \
 	elif [ "$$CI" = "true" ]; then \

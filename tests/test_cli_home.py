@@ -35,6 +35,8 @@ ARGUMENTS = {
     "charter disclosures list": [],
     "charter disclosures export": [],
     "charter transfers business": ["--people", "-", "--as", "olivia"],
+    "charter requests ingest-mail": ["--maildir", "Maildir"],
+    "charter requests due": [],
 }
 
 

@@ -25,6 +25,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "mail": ("charter.cli.mail", "The outbox, and sending what is due."),
     "disclosures": ("charter.cli.disclosures", "Read and export the ledger of disclosures."),
     "transfers": ("charter.cli.transfers", "Business transfers, with a notice to each person."),
+    "requests": ("charter.cli.requests", "Requests mailed to the legal address; what is due."),
 }
 
 

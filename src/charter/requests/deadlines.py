@@ -30,6 +30,23 @@ RIGHT_OF_TYPE = {
     "unclear": "shine_the_light",
 }
 TYPES = tuple(RIGHT_OF_TYPE)
+# How a request is named to the person it is from.
+_WORDS = {
+    "shine_the_light": "Shine the Light",
+    "know_categories": "right to know (categories)",
+    "know_specific": "right to know (specific pieces of information)",
+    "delete": "deletion",
+    "correct": "correction",
+    "opt_out_sale_sharing": "opt-out of sale or sharing",
+    "unclear": "privacy",
+}
+
+
+def in_words(request_type: str) -> str:
+    """The request's type as the mail to the person names it ("deletion request")."""
+    return _WORDS.get(request_type, request_type.replace("_", " "))
+
+
 # What a request can be once classified.
 CLASSIFIED_TYPES = tuple(t for t in TYPES if t != "unclear")
 # Shine the Light asked other than at the designated address (§1798.83(d)).

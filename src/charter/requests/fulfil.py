@@ -25,6 +25,7 @@ from charter.mail.outbox import Outbox, queue_message
 from charter.mail.rendering import MailTemplate
 from charter.policy.compiled import CompiledPolicy
 from charter.requests import service
+from charter.requests.deadlines import in_words
 from charter.requests.models import RightsRequest
 from charter.requests.service import Replies
 from charter.requests.shine_the_light import answer_shine_the_light
@@ -228,7 +229,7 @@ def _answered(
             to=address,
             template=ANSWER_MAIL,
             context={
-                "kind": request.type.replace("_", " "),
+                "kind": in_words(request.type),
                 "received": request.received_at.date().isoformat(),
                 "response": done.response,
                 "report": done.report or None,

@@ -34,7 +34,7 @@ from charter.errors import Conflict, NotFound, Unprocessable
 from charter.mail.outbox import Outbox, queue_message
 from charter.mail.rendering import MailTemplate
 from charter.policy.compiled import CompiledPolicy
-from charter.requests.deadlines import CLASSIFIED_TYPES, TYPES, deadlines
+from charter.requests.deadlines import CLASSIFIED_TYPES, TYPES, deadlines, in_words
 from charter.requests.models import RequestStep, RightsRequest
 from charter.vault.crypto import DecryptionFailed, Sealer
 from charter.vault.identifiers import BlindIndex, is_email_address
@@ -308,7 +308,7 @@ def _mail_link(
         template=VERIFICATION_MAIL,
         context={
             "link": link,
-            "kind": request.type.replace("_", " "),
+            "kind": in_words(request.type),
             "hours": int(LINK_LIFETIME.total_seconds() // 3600),
         },
         idempotency_key=f"request:{request.id}:verify:{request.details['link'][:16]}",
@@ -474,7 +474,7 @@ def extend(
             to=address,
             template=EXTENDED_MAIL,
             context={
-                "kind": request.type.replace("_", " "),
+                "kind": in_words(request.type),
                 "reason": reason,
                 "due": request.due_at.date().isoformat(),
             },
