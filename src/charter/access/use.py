@@ -192,12 +192,7 @@ def use_personal_data(
             if page.full():
                 page.next = str(Cursor("records", page.last_id, page.last_at))
                 break
-            point = policy.collection_points.get(row.collection_point)
-            if (
-                point is not None
-                and point.readable_by_roles is not None
-                and actor.role not in point.readable_by_roles
-            ):
+            if _withheld_from(policy, actor, row):
                 page.count(row.id, row.collected_at)
                 page.withheld += 1  # e.g. job applications: recruiters only (C6)
                 continue
@@ -290,12 +285,7 @@ def deliver_disclosed(
             .order_by(Record.person_id, Record.collected_at, Record.id)
         )
         for row in rows:
-            point = policy.collection_points.get(row.collection_point)
-            if (
-                point is not None
-                and point.readable_by_roles is not None
-                and actor.role not in point.readable_by_roles
-            ):
+            if _withheld_from(policy, actor, row):
                 page.withheld += 1
                 continue
             before = len(page.values)
@@ -428,6 +418,16 @@ class _Page:
                         None,
                     )
                 )
+
+
+def _withheld_from(policy: CompiledPolicy, actor: Actor, row: Record) -> bool:
+    """Whether the record's collection point keeps it from `actor`'s role (C6)."""
+    point = policy.collection_points.get(row.collection_point)
+    return (
+        point is not None
+        and point.readable_by_roles is not None
+        and actor.role not in point.readable_by_roles
+    )
 
 
 def _opened(sealer: Sealer | None, sealed: bytes, associated: bytes) -> bytes | None:

@@ -256,16 +256,7 @@ def categories_report(session: Session, policy: CompiledPolicy, person_id: str) 
         for purpose in policy.policy.purposes
         if set(policy.purpose_categories.get(purpose.id, ())) & set(categories)
     )
-    recipients = sorted(
-        set(
-            session.scalars(
-                select(Disclosure.recipient)
-                .join(DisclosedPerson, DisclosedPerson.disclosure_id == Disclosure.id)
-                .where(DisclosedPerson.person_id == person_id)
-                .distinct()
-            )
-        )
-    )
+    recipients = _recipients_of(session, policy, person_id)
     labels = {category.id: category.label for category in policy.policy.categories}
     return {
         "categories": [{"id": c, "label": labels.get(c, c)} for c in categories],

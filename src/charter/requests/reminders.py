@@ -85,17 +85,7 @@ def daily_request_work(db: Database, clock: Clock, outbox: Outbox, *, to: Sequen
             is not None
             for address in to
         )
-        nothing_due = (
-            session.scalar(
-                select(RightsRequest.id)
-                .where(
-                    RightsRequest.state.not_in(CLOSED_STATES),
-                    RightsRequest.due_at < now + DUE_WITHIN,
-                )
-                .limit(1)
-            )
-            is None
-        )
+        nothing_due = not due_requests(session, before=now + DUE_WITHIN, limit=1)
         old = session.scalar(
             select(RightsRequest.id)
             .where(RightsRequest.state.in_(CLOSED_STATES), RightsRequest.closed_at < cutoff)

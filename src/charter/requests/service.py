@@ -542,6 +542,29 @@ def _step(
     )
 
 
+def find_requests(
+    session: Session,
+    *,
+    state: str | None = None,
+    type: str | None = None,
+    due_before: dt.datetime | None = None,
+    after: str | None = None,
+    limit: int = 1000,
+) -> Sequence[RightsRequest]:
+    """Requests by id (after the id `after`), filtered; with `due_before`, only the open
+    ones due before then."""
+    query = select(RightsRequest).order_by(RightsRequest.id).limit(limit)
+    if state is not None:
+        query = query.where(RightsRequest.state == state)
+    if type is not None:
+        query = query.where(RightsRequest.type == type)
+    if due_before is not None:
+        query = query.where(RightsRequest.due_at < due_before, RightsRequest.state.in_(OPEN_STATES))
+    if after is not None:
+        query = query.where(RightsRequest.id > after)
+    return session.scalars(query).all()
+
+
 def due_requests(
     session: Session, *, before: dt.datetime, limit: int = 1000
 ) -> Sequence[RightsRequest]:

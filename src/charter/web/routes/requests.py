@@ -12,14 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from charter.requests.fulfil import fulfil
 from charter.requests.models import RightsRequest
 from charter.requests.service import (
-    OPEN_STATES,
     STATES,
     Intake,
     LinkRefused,
@@ -27,6 +25,7 @@ from charter.requests.service import (
     classify,
     deny,
     extend,
+    find_requests,
     get_request,
     start,
     steps_of,
@@ -254,19 +253,9 @@ def list_requests(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Requests, by id, filtered; with `due_before`, the open ones due before then."""
-    query = select(RightsRequest).order_by(RightsRequest.id).limit(limit)
-    if state is not None:
-        query = query.where(RightsRequest.state == state)
-    if type is not None:
-        query = query.where(RightsRequest.type == type)
-    if due_before is not None:
-        query = query.where(
-            RightsRequest.due_at < due_before,
-            RightsRequest.state.in_(OPEN_STATES),
-        )
-    if after is not None:
-        query = query.where(RightsRequest.id > after)
-    found = list(session.scalars(query))
+    found = find_requests(
+        session, state=state, type=type, due_before=due_before, after=after, limit=limit
+    )
     return {
         "requests": [_out(request) for request in found],
         "next": found[-1].id if len(found) == limit else None,
