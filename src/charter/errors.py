@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def quoted(names: Any) -> str:
+    """Names a caller gave, each quoted, so that a refusal echoing them can cut each one."""
+    return ", ".join(f"'{name}'" for name in names)
+
+
 class CharterError(Exception):
     """Base of every refusal. `code` is stable; `message` is for people; `status` for HTTP."""
 

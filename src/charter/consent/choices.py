@@ -17,7 +17,7 @@ from charter.clock import Clock
 from charter.consent.models import ChoiceChange, CurrentChoice
 from charter.consent.receipts import ReceiptClaims, ReceiptRefused, take_receipt
 from charter.db import conflict_insert, table_of, utc_text
-from charter.errors import Forbidden, Unprocessable
+from charter.errors import Forbidden, Unprocessable, quoted
 from charter.policy.compiled import GPC_TOPIC, CompiledPolicy
 
 # How a choice reached Charter; Charter sets it from the channel, never from what a caller
@@ -139,7 +139,7 @@ def set_choices(
     unknown = sorted(set(choices) - set(offered))
     if unknown:
         raise Unprocessable(
-            f"not a choice the policy offers: {', '.join(unknown)}",
+            f"not a choice the policy offers: {quoted(unknown)}",
             code="unknown_choice",
             details={"topics": unknown, "offered": sorted(offered)},
         )

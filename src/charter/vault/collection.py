@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.consent.choices import record_gpc
-from charter.errors import NotFound, Unprocessable
+from charter.errors import NotFound, Unprocessable, quoted
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.schema import CollectionPoint
 from charter.vault.identifiers import BlindIndex, is_email_address, new_person_id, new_record_ids
@@ -69,7 +69,7 @@ def check_fields(
     undeclared = sorted(set(fields) - declared)
     if undeclared:
         raise Unprocessable(
-            f"{point.id} does not declare {', '.join(undeclared)}; Charter stores only what the "
+            f"{point.id} does not declare {quoted(undeclared)}; Charter stores only what the "
             "policy announces",
             code="undeclared_fields",
             details={"fields": undeclared},

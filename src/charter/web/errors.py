@@ -38,20 +38,30 @@ _HTTP_CODES = {
 # into its response logs, and the answer stays small.
 ECHO_LIMIT = 64
 _LONG_RUN = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
+# Messages quote what they echo ('name'): a quoted span is cut as one, spaces and all.
+_LONG_QUOTED = re.compile(rf"'[^']{{{ECHO_LIMIT + 1},}}'")
+
+
+def cut(text: str) -> str:
+    """`text`, an echoed value, whole if it is at most ECHO_LIMIT characters, else its start."""
+    return text if len(text) <= ECHO_LIMIT else text[: ECHO_LIMIT - 1] + "\u2026"
 
 
 def shortened(text: str) -> str:
-    """`text` with every run of more than ECHO_LIMIT non-blank characters cut to its start."""
-    return _LONG_RUN.sub(lambda found: found.group()[: ECHO_LIMIT - 1] + "\u2026", text)
+    """`text` with every quoted span and every run of non-blank characters longer than
+    ECHO_LIMIT cut to its start."""
+    text = _LONG_QUOTED.sub(lambda found: f"'{cut(found.group()[1:-1])}'", text)
+    return _LONG_RUN.sub(lambda found: cut(found.group()), text)
 
 
 def _shortened_all(value: Any) -> Any:
     if isinstance(value, str):
         return shortened(value)
     if isinstance(value, list | tuple):
-        return [_shortened_all(item) for item in value]
+        # Lists in details are the names concerned (fields, topics): each is cut whole.
+        return [cut(item) if isinstance(item, str) else _shortened_all(item) for item in value]
     if isinstance(value, dict):
-        return {shortened(str(key)): _shortened_all(item) for key, item in value.items()}
+        return {cut(str(key)): _shortened_all(item) for key, item in value.items()}
     return value
 
 
@@ -64,7 +74,7 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 
 def _where(loc: tuple[Any, ...]) -> str:
     # Each part on its own, so that a long field name is cut and the path around it kept.
-    return ".".join(shortened(str(part)) for part in loc if part != "body") or "body"
+    return ".".join(cut(str(part)) for part in loc if part != "body") or "body"
 
 
 async def _charter_error(_: Request, exc: Exception) -> JSONResponse:
