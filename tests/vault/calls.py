@@ -38,12 +38,16 @@ def use(
     )
 
 
+# The origin of the page in the person's browser: the test client's own.
+PAGE_ORIGIN = "http://testserver"
+
+
 def receipt(client: TestClient, visitor_id: str, topic: str, policy_version: str = "1.0") -> str:
     """A consent receipt the person's browser (known by its visitor cookie) gets from
     Charter's public route, as a service's page would ask for it."""
     response = client.post(
         "/v1/public/consent-receipts",
-        headers={"Cookie": f"omni_vid={visitor_id}"},
+        headers={"Cookie": f"omni_vid={visitor_id}", "Origin": PAGE_ORIGIN},
         json={"topic": topic, "policy_version": policy_version},
     )
     assert response.status_code == 201, response.text

@@ -24,7 +24,7 @@ from charter.errors import Forbidden, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.schema import Policy
 from tests.conftest import BACKEND, bearer
-from tests.vault.calls import consent, receipt
+from tests.vault.calls import PAGE_ORIGIN, consent, receipt
 
 Headers = dict[str, str]
 VISITOR = "vid-choices-ada"
@@ -242,7 +242,7 @@ def test_a_receipt_is_only_for_a_choice_of_the_policy_in_force(client: TestClien
     def ask_for(topic: str, version: str = "1.0") -> Response:
         return client.post(
             "/v1/public/consent-receipts",
-            headers={"Cookie": f"omni_vid={VISITOR}"},
+            headers={"Cookie": f"omni_vid={VISITOR}", "Origin": PAGE_ORIGIN},
             json={"topic": topic, "policy_version": version},
         )
 
@@ -251,6 +251,7 @@ def test_a_receipt_is_only_for_a_choice_of_the_policy_in_force(client: TestClien
     assert refusal(ask_for("cookie:performance", "0.9")) == (409, "policy_version_changed")
     no_cookie = client.post(
         "/v1/public/consent-receipts",
+        headers={"Origin": PAGE_ORIGIN},
         json={"topic": "cookie:performance", "policy_version": "1.0"},
     )
     assert refusal(no_cookie) == (422, "visitor_required")
@@ -260,16 +261,14 @@ def test_the_receipt_route_takes_pages_of_allowed_origins_only_and_limits_each_c
     client: TestClient,
 ) -> None:
     body = {"topic": "cookie:performance", "policy_version": "1.0"}
-    cookie = {"Cookie": f"omni_vid={VISITOR}"}
+    cookie = {"Cookie": f"omni_vid={VISITOR}", "Origin": PAGE_ORIGIN}
 
     foreign = client.post(
         "/v1/public/consent-receipts",
         headers={**cookie, "Origin": "https://evil.example.com"},
         json=body,
     )
-    own = client.post(
-        "/v1/public/consent-receipts", headers={**cookie, "Origin": "http://testserver"}, json=body
-    )
+    own = client.post("/v1/public/consent-receipts", headers=cookie, json=body)
     assert refusal(foreign) == (403, "origin_not_allowed")
     assert own.status_code == 201
 
@@ -577,3 +576,22 @@ def test_a_save_waits_for_another_writer_without_holding_up_other_requests(
     assert waited
     assert answers["saved"].status_code == 200, answers["saved"].text
     assert answers["saved"].json()["current"]["cookie:functionality"] is False
+
+
+def test_a_service_cannot_mint_a_receipt_in_the_persons_name(
+    client: TestClient, service: Headers
+) -> None:
+    """The receipt is the person's own yes: a call without the Origin every browser sends
+    with it, or with a service's key, is a service speaking for itself (issue 16 item 1)."""
+    body = {"topic": "purpose:other_with_consent", "policy_version": "1.0"}
+    cookie = {"Cookie": f"omni_vid={VISITOR}"}
+
+    from_a_server = client.post("/v1/public/consent-receipts", headers=cookie, json=body)
+    with_a_key = client.post(
+        "/v1/public/consent-receipts",
+        headers={**cookie, **service, "Origin": PAGE_ORIGIN},
+        json=body,
+    )
+
+    assert refusal(from_a_server) == (403, "origin_required")
+    assert refusal(with_a_key) == (403, "not_the_person")

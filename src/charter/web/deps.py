@@ -77,3 +77,29 @@ async def public_caller(
 
 
 PublicCaller = Annotated[str, Depends(public_caller)]
+
+
+async def persons_browser(
+    request: Request,
+    client: PublicCaller,
+    origin: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """Dependency of the public routes that widen what may be used (a consent receipt): the
+    call comes from a page of an allowed origin in the person's browser, which always sends
+    its `Origin` on such a call, and carries no service key (a caller with a key is a
+    service speaking for itself, and a service may only narrow a person's choices)."""
+    if origin is None:
+        raise Forbidden(
+            "only the person's browser asks for this, from a page of an allowed origin "
+            "(no Origin header was sent)",
+            code="origin_required",
+        )
+    if "authorization" in request.headers:
+        raise Forbidden(
+            "a caller with a key is a service, not the person: a consent is the person's own",
+            code="not_the_person",
+        )
+    return client
+
+
+PersonsBrowser = Annotated[str, Depends(persons_browser)]

@@ -14,12 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from charter.consent.choices import topics
+from charter.consent.models import ChoiceChange as StoredChoiceChange
+from charter.db import column_max
 from charter.staff.service import Actor
 from charter.vault.choices import PersonChoices, read_choices, save_choices
 from charter.web.auth import Permit
 from charter.web.contract import refusals
 from charter.web.deps import PolicyDep, RuntimeDep, gpc_signal
-from charter.web.params import MAX_ID, PersonInPath
+from charter.web.params import PersonInPath
 from charter.web.units import write_unit
 
 router = APIRouter(prefix="/v1/people/{person_id}/choices", tags=["choices"])
@@ -84,7 +86,12 @@ async def get_choices(
     policy: PolicyDep,
     runtime: RuntimeDep,
     history_after: Annotated[
-        int, Query(ge=0, le=MAX_ID, description="The `history_next` of the page before.")
+        int,
+        Query(
+            ge=0,
+            le=column_max(StoredChoiceChange, "id"),
+            description="The `history_next` of the page before.",
+        ),
     ] = 0,
     history_limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
@@ -120,13 +127,13 @@ async def get_choices(
         403,
         404,
         409,
-        410,
         _403="A yes without the person's consent receipt for its topic "
         "(`consent_needs_the_person`), or a receipt that does not stand for it "
         "(`receipt_invalid`, `receipt_expired`, `receipt_used`, `receipt_not_for_topic`, "
         "`receipt_not_for_person`).",
-        _409="The policy changed since the receipt was given (`policy_version_changed`).",
-        **_NOT_HERE,
+        _404="No such person (`person_not_found`).",
+        _409="The person was erased (`person_erased`) or objected to the policy "
+        "(`person_objected`): nothing more is recorded about them.",
     ),
 )
 async def put_choices(

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from charter.errors import Unprocessable
 from charter.vault.choices import issue_consent_receipt
 from charter.web.contract import refusals
-from charter.web.deps import PolicyDep, PublicCaller, RuntimeDep
+from charter.web.deps import PersonsBrowser, PolicyDep, RuntimeDep
 
 router = APIRouter(prefix="/v1/public", tags=["public"])
 # The essential cookie of the policy's registry that names a browser (C10, C11).
@@ -54,7 +54,9 @@ class Receipt(BaseModel):
         409,
         422,
         429,
-        _403="The page's origin is not one of `CHARTER_ALLOWED_ORIGINS` (`origin_not_allowed`).",
+        _403="Not from the person's browser: no `Origin` (`origin_required`), an origin not "
+        "in `CHARTER_ALLOWED_ORIGINS` (`origin_not_allowed`), or a service key sent "
+        "(`not_the_person`).",
         _409="The policy changed since the person was shown it (`policy_version_changed`).",
         _422="No visitor cookie (`visitor_required`), or not a topic the person can choose "
         "(`unknown_choice`).",
@@ -62,7 +64,7 @@ class Receipt(BaseModel):
     ),
 )
 def consent_receipt(
-    _: PublicCaller,
+    _: PersonsBrowser,
     body: ReceiptRequest,
     runtime: RuntimeDep,
     policy: PolicyDep,
