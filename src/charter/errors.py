@@ -32,6 +32,26 @@ class CharterError(Exception):
         self.headers = headers or {}
 
 
+class RecordedRefusal(CharterError):
+    """A refusal that the audit log keeps although the unit of work it stopped rolls back
+    (tampering found while writing): one entry of `action` per target, with `details`. The
+    face that answers it records them in a unit of their own (`audit.chain.record_refusal`)."""
+
+    action = "refusal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        targets: tuple[str, ...] = (),
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.targets = targets
+        self.recorded_details = details or {}
+
+
 class NotFound(CharterError):
     status = 404
     code = "not_found"

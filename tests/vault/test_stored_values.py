@@ -383,11 +383,8 @@ def test_a_damaged_value_is_unreadable_and_the_use_still_recorded(
     assert actions(db)[-2:] == ["access:personal_data:used", "access:sealed_value:rejected"]
 
 
-def test_a_tampered_data_key_makes_the_person_unreadable_not_a_500(
-    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
-) -> None:
-    person = sign_up(client, service)
-    other = sign_up(client, service, "other@example.com")
+def tamper_with_key(keys: SqlKeyStore, person: str) -> None:
+    """Flip a bit of the person's wrapped data key in the key store's database."""
     with keys.engine.begin() as connection:
         wrapped = connection.execute(
             sa.text("SELECT wrapped FROM data_keys WHERE person_id = :p"), {"p": person}
@@ -398,6 +395,14 @@ def test_a_tampered_data_key_makes_the_person_unreadable_not_a_500(
             {"w": flipped, "p": person},
         )
     keys._cache.clear()
+
+
+def test_a_tampered_data_key_makes_the_person_unreadable_not_a_500(
+    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
+) -> None:
+    person = sign_up(client, service)
+    other = sign_up(client, service, "other@example.com")
+    tamper_with_key(keys, person)
 
     used = use(client, service, person, "registration_authentication", ["identity.name"])
     more = client.post(
@@ -416,6 +421,51 @@ def test_a_tampered_data_key_makes_the_person_unreadable_not_a_500(
     assert {"access:personal_data:used", "vault:data_key:damaged"} <= set(actions(db))
     assert refusal(more) == (503, "key_damaged")
     assert [v["value"] for v in fine.json()["values"]] == [NAME]
+
+
+def test_a_tampered_key_found_while_writing_is_refused_and_recorded_in_its_own_unit(
+    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
+) -> None:
+    """The write that finds the damage rolls back; the audit log still keeps the find."""
+    person = sign_up(client, service)
+    tamper_with_key(keys, person)
+    before = actions(db)
+
+    more = client.post(
+        "/v1/collect",
+        headers=service,
+        json={
+            "collection_point": "survey",
+            "person": {"person_id": person},
+            "fields": {"answers": "fine"},
+        },
+    )
+    events = client.post(
+        "/v1/events",
+        headers=service,
+        json={
+            "idempotency_key": "damaged-key-0001",
+            "events": [
+                {"type": "click", "time": "2026-11-25T09:00:00Z", "person_id": person},
+            ],
+        },
+    )
+
+    assert refusal(more) == (503, "key_damaged")
+    assert refusal(events) == (503, "key_damaged")
+    with db.reading() as session:
+        found = session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == "vault:data_key:damaged")
+        ).all()
+        surveys = session.scalar(
+            sa.select(sa.func.count()).select_from(Record).where(Record.person_id == person)
+        )
+    assert [(e.target, e.outcome, json.loads(e.details)) for e in found] == [
+        (f"person:{person}", "failed", {"keys": 1, "while": "writing"})
+    ] * 2
+    assert all(e.actor.startswith("staff:") for e in found)
+    assert actions(db)[len(before) :] == ["vault:data_key:damaged"] * 2
+    assert surveys == 2, "the sign-up's name and address, and no survey answer"
 
 
 # --- Paging (item 10) -----------------------------------------------------------------------

@@ -22,7 +22,8 @@ from sqlalchemy.util import await_
 
 from charter.audit.models import AuditEntry, AuditHead
 from charter.clock import Clock
-from charter.db import conflict_insert, table_of, utc_text
+from charter.db import Database, conflict_insert, table_of, utc_text
+from charter.errors import RecordedRefusal
 
 if TYPE_CHECKING:
     import psycopg
@@ -101,6 +102,28 @@ def record(session: Session, clock: Clock, event: Event) -> Appended:
     """Record one entry in the session's transaction; it commits with the change it
     records, and takes its place in the chain then."""
     return record_many(session, clock, [event])[-1]
+
+
+def record_refusal(db: Database, clock: Clock, refusal: RecordedRefusal, *, actor: str) -> None:
+    """Record `refusal`'s entries in a unit of their own, after the work it stopped rolled
+    back (see `RecordedRefusal`)."""
+    if not refusal.targets:
+        return
+    with db.writing() as session:
+        record_many(
+            session,
+            clock,
+            [
+                Event(
+                    actor,
+                    refusal.action,
+                    target,
+                    outcome="failed",
+                    details=refusal.recorded_details,
+                )
+                for target in refusal.targets
+            ],
+        )
 
 
 def record_many(session: Session, clock: Clock, events: Iterable[Event]) -> list[Appended]:

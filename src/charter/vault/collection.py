@@ -15,7 +15,7 @@ from charter.errors import NotFound, Unprocessable, quoted
 from charter.policy.compiled import CompiledPolicy
 from charter.policy.schema import CollectionPoint
 from charter.vault.identifiers import BlindIndex, is_email_address, new_person_id, new_record_ids
-from charter.vault.keystore import KeyStore
+from charter.vault.keystore import KeyStore, sealers_to_write
 from charter.vault.models import Record
 from charter.vault.people import (
     active_owner,
@@ -255,7 +255,7 @@ def collect(
     person_id = reached.person_id
     if submission.gpc:
         record_gpc(session, clock, policy, actor=actor, person_ids=[person_id])
-    sealer = keys.sealers([person_id], create=True)[person_id]
+    sealer = sealers_to_write(keys, [person_id])[person_id]
     submission_id = new_person_id()
     now = clock.now()
     categories = {f.name: f.category for f in point.fields}

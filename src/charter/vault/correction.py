@@ -14,7 +14,7 @@ from charter.errors import NotFound
 from charter.policy.compiled import CompiledPolicy
 from charter.vault.collection import check_fields
 from charter.vault.identifiers import BlindIndex, new_person_id, new_record_ids
-from charter.vault.keystore import KeyStore
+from charter.vault.keystore import KeyStore, sealers_to_write
 from charter.vault.models import Person, Record
 from charter.vault.people import household, owner_of
 from charter.vault.sealing import SEAL_VERSION, record_ad
@@ -62,7 +62,7 @@ def correct_field(
     point = policy.collection_points.get(latest.collection_point)
     if point is not None:
         check_fields(point, {field: value}, mandatory=False)
-    sealer = keys.sealers([owner.id], create=True)[owner.id]
+    sealer = sealers_to_write(keys, [owner.id])[owner.id]
     session.execute(delete(Record).where(Record.id.in_([row.id for row in held])))
     [record_id] = new_record_ids(1)
     row = Record(

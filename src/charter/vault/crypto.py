@@ -13,7 +13,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from charter.errors import CharterError
+from charter.errors import RecordedRefusal
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -70,12 +70,13 @@ class Sealer:
             raise DecryptionFailed("the value does not decrypt here") from None
 
 
-class KeyDamaged(CharterError):
+class KeyDamaged(RecordedRefusal):
     """A person's data key in the key store does not unwrap: it was altered there. Nothing
-    new is sealed for them until it is looked into."""
+    new is sealed for them until it is looked into; the audit log keeps each such find."""
 
     status = 503
     code = "key_damaged"
+    action = "vault:data_key:damaged"
 
 
 class DamagedSealer(Sealer):

@@ -30,7 +30,7 @@ from charter.errors import Conflict, NotFound, Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.vault.crypto import fresh_nonces
 from charter.vault.identifiers import BlindIndex, new_record_ids
-from charter.vault.keystore import KeyStore
+from charter.vault.keystore import KeyStore, sealers_to_write
 from charter.vault.models import EventBatch
 from charter.vault.people import locking_people, new_visitors
 from charter.vault.sealing import event_ad_of, event_prefix
@@ -351,7 +351,7 @@ def _sealed_rows(
     at: str,
 ) -> list[Row]:
     """The batch's rows, each event sealed under the key of the person it belongs to."""
-    sealers = keys.sealers(person_ids, create=True)
+    sealers = sealers_to_write(keys, person_ids)
     version = policy.version
     uids = new_record_ids(len(batch.events))
     nonces = fresh_nonces(len(batch.events))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from charter.db import UTCDateTime, in_chunks
 from charter.errors import CharterError
-from charter.vault.crypto import DamagedSealer, DecryptionFailed, Sealer, new_key
+from charter.vault.crypto import DamagedSealer, DecryptionFailed, KeyDamaged, Sealer, new_key
 
 _CHECK_PLAINTEXT = b"charter master key check"
 _CHECK_ID = "__master_key_check__"
@@ -77,6 +77,21 @@ class KeyStore(Protocol):
         """Mark the `kept` people's keys as in use; destroy the `orphaned` ones (their people
         were never committed). Returns how many keys were destroyed."""
         ...
+
+
+def sealers_to_write(keys: KeyStore, person_ids: Iterable[str]) -> dict[str, Sealer]:
+    """`keys.sealers(person_ids, create=True)`, for sealing new values: refused at once
+    (`KeyDamaged`, recorded by whoever answers it) if a person's key was altered in the
+    store, before anything is written."""
+    sealers = keys.sealers(person_ids, create=True)
+    damaged = sorted(p for p, sealer in sealers.items() if isinstance(sealer, DamagedSealer))
+    if damaged:
+        raise KeyDamaged(
+            "the person's data key is damaged; nothing can be sealed for them",
+            targets=tuple(f"person:{person_id}" for person_id in damaged),
+            details={"while": "writing", "keys": len(damaged)},
+        )
+    return sealers
 
 
 class _KeyBase(DeclarativeBase):

@@ -12,9 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from charter.errors import CharterError, Unauthenticated
+from charter.audit.chain import record_refusal
+from charter.errors import CharterError, RecordedRefusal, Unauthenticated
 from charter.web.headers import add_security_headers
 from charter.web.requestlog import REQUEST_ID_HEADER, request_id_of
 
@@ -77,9 +79,20 @@ def _where(loc: tuple[Any, ...]) -> str:
     return ".".join(cut(str(part)) for part in loc if part != "body") or "body"
 
 
-async def _charter_error(_: Request, exc: Exception) -> JSONResponse:
+async def _charter_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, CharterError):  # pragma: no cover - only registered for it
         raise TypeError(type(exc).__name__)
+    if isinstance(exc, RecordedRefusal):
+        # Its unit of work rolled back; what it found is recorded in one of its own.
+        runtime = request.app.state.runtime
+        actor = getattr(request.state, "actor", None)
+        await run_in_threadpool(
+            record_refusal,
+            runtime.db,
+            runtime.clock,
+            exc,
+            actor=actor.ref if actor is not None else "public",
+        )
     # RFC 9110 s. 15.5.2: a 401 names the scheme that would be accepted.
     response = error_response(exc.status, exc.code, exc.message, exc.details)
     response.headers.update(exc.headers)
