@@ -163,10 +163,17 @@ def _table(results: list[Result]) -> Table:
 
 
 def _target(result: Result) -> str:
-    if result.target is None:
-        return ""
-    bound = f"{'≥' if result.higher_is_better else '≤'} {_number(result.target)}"
-    return f"[green]{bound} met[/]" if result.meets_target else f"[red]{bound} missed[/]"
+    shown = []
+    if result.target is not None:
+        bound = f"{'≥' if result.higher_is_better else '≤'} {_number(result.target)}"
+        shown.append(_met(bound, result.meets_target))
+    if result.ratio_target is not None:
+        shown.append(_met(f"ratio ≥ {result.ratio_target}", result.meets_ratio_target))
+    return "; ".join(shown)
+
+
+def _met(bound: str, met: bool | None) -> str:
+    return f"[green]{bound} met[/]" if met else f"[red]{bound} missed[/]"
 
 
 def _number(value: float) -> str:

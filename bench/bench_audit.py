@@ -117,9 +117,10 @@ def verify(run: Run) -> Iterator[Result]:
         anchor="plain sqlite3 + hashlib walk",
         anchor_value=VERIFY_ENTRIES / anchor,
         target=300_000,
+        ratio_target=0.5,
         note=f"{VERIFY_ENTRIES:,} entries on SQLite in {elapsed:.2f} s; the anchor reads the "
         "same rows with sqlite3 in one query and hashes the same bytes with hashlib.sha256, "
-        f"checking nothing, in {anchor:.2f} s (ratio target >= 0.5)",
+        f"checking nothing, in {anchor:.2f} s",
     )
 
 

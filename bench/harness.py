@@ -38,6 +38,8 @@ class Result:
     anchor_value: float | None = None
     target: float | None = None
     note: str | None = None
+    # The least `ratio` that holds the figure on a machine whose speed drifts.
+    ratio_target: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -52,6 +54,12 @@ class Result:
         if self.target is None:
             return None
         return self.value >= self.target if self.higher_is_better else self.value <= self.target
+
+    @property
+    def meets_ratio_target(self) -> bool | None:
+        if self.ratio_target is None or self.ratio is None:
+            return None
+        return self.ratio >= self.ratio_target
 
     def as_json(self) -> dict[str, Any]:
         line: dict[str, Any] = {
