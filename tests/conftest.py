@@ -51,8 +51,8 @@ def omni_text() -> str:
 
 # --- Databases -------------------------------------------------------------------------------
 # `make test` runs the suite twice: CHARTER_TEST_DATABASE=sqlite, then =postgres. Each test
-# session gets a fresh database of its own; each test runs in a transaction rolled back at
-# its end (SQLAlchemy's "joining a Session into an external transaction" recipe).
+# session gets a fresh database of its own. Each test runs the production transaction path
+# (the write lock and `quick_reading` included) on committed data, emptied at its end.
 
 BACKEND = os.environ.get("CHARTER_TEST_DATABASE", "sqlite")
 POSTGRES_URL = os.environ.get(
