@@ -233,3 +233,69 @@ def test_an_unverified_erasure_request_cannot_be_answered_through_the_api(
         )
         assert refused.status_code == 409, step
         assert refused.json()["error"]["code"] in {"invalid_transition", "not_verified"}
+
+
+def letters_of(client: TestClient, service: dict[str, str], person: str) -> list[str]:
+    read = client.post(
+        f"/v1/people/{person}/use",
+        headers=service,
+        json={"purpose": "service_support", "categories": ["correspondence.message"]},
+    )
+    assert read.status_code == 200, read.text
+    return [value["value"] for value in read.json()["values"]]
+
+
+@pytest.mark.clause("C7")
+def test_letters_from_an_address_join_its_account_once_the_person_proves_the_address(
+    app: FastAPI, client: TestClient, db: Database, service: dict[str, str]
+) -> None:
+    """Anyone can write from any address, so a letter stays apart from the account that
+    holds it until the person proves they control the address (issue 16 item 7)."""
+    ada = sign_up(client, service, "vid-letters-ada", "ada@example.com")
+    letter = client.post(
+        "/v1/collect",
+        headers=service,
+        json={
+            "collection_point": "correspondence",
+            "fields": {"email": "ada@example.com", "message": "Where is my invoice?"},
+        },
+    )
+    assert letter.status_code == 201, letter.text
+    assert letters_of(client, service, ada) == []
+
+    asked = client.post(
+        "/v1/public/requests", json={"type": "know_categories", "email": "ada@example.com"}
+    )
+    assert asked.status_code == 202, asked.text
+    [link] = mailed_links(app, db)
+    assert letters_of(client, service, ada) == [], "asking proves nothing"
+    assert client.get(path_of(link)).status_code == 200
+
+    assert letters_of(client, service, ada) == ["Where is my invoice?"]
+    [joined] = audited(db, "vault:correspondence:joined")
+    assert joined["target"] == f"person:{ada}"
+
+
+def test_a_link_proves_the_address_not_a_person_id_the_request_named(
+    app: FastAPI, client: TestClient, db: Database, service: dict[str, str]
+) -> None:
+    ada = sign_up(client, service, "vid-letters-ada2", "ada2@example.com")
+    client.post(
+        "/v1/collect",
+        headers=service,
+        json={
+            "collection_point": "correspondence",
+            "fields": {"email": "mallory@example.com", "message": "Words in Ada's mouth"},
+        },
+    )
+    asked = client.post(
+        "/v1/requests",
+        headers=service,
+        json={"type": "know_categories", "person_id": ada, "email": "mallory@example.com"},
+    )
+    assert asked.status_code == 201, asked.text
+    [link] = mailed_links(app, db)
+    assert client.get(path_of(link)).status_code == 200
+
+    assert letters_of(client, service, ada) == []
+    assert audited(db, "vault:correspondence:joined") == []

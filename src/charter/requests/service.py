@@ -38,7 +38,7 @@ from charter.requests.deadlines import CLASSIFIED_TYPES, TYPES, deadlines, in_wo
 from charter.requests.models import RequestStep, RightsRequest
 from charter.vault.crypto import DecryptionFailed, Sealer
 from charter.vault.identifiers import BlindIndex, is_email_address
-from charter.vault.people import owner_of, people_by_email
+from charter.vault.people import join_correspondence, owner_of, people_by_email
 
 OPEN_STATES = ("received", "awaiting_verification", "verified", "in_progress")
 CLOSED_STATES = ("answered", "denied", "withdrawn")
@@ -350,6 +350,15 @@ def verify_by_link(
         raise
     request.details = {key: value for key, value in request.details.items() if key != "link"}
     _verify(session, clock, request, actor=f"client:{client}", method="email_link")
+    if request.person_id is not None and request.email_index is not None:
+        # The person proved the address: letters written from it are theirs now.
+        join_correspondence(
+            session,
+            clock,
+            person_id=request.person_id,
+            email_index=request.email_index,
+            actor=f"client:{client}",
+        )
     return request
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.consent.choices import carry_choices
 from charter.db import select_in, table_of
@@ -221,6 +222,34 @@ def sign_up(
     # Choices made before sign-up (a GPC signal, a cookie banner) still hold for the user.
     carry_choices(session, [person.id for person in linked], user.id)
     return SignedUp(user, address_in_use)
+
+
+def join_correspondence(
+    session: Session, clock: Clock, *, person_id: str, email_index: str, actor: str
+) -> bool:
+    """The letters written from an address join the account that holds it, once the person
+    proved they control the address (a verification link mailed to it): until then they
+    stay apart (see `vault.collection`). Only for the account's own address: a link proves
+    the address, not a person id a request named. Returns whether a correspondent joined."""
+    owner = session.get(Person, person_id, with_for_update=True)
+    if owner is None or owner.email_index != email_index or owner.erased_at is not None:
+        return False
+    found = correspondent_by_email_index(session, email_index)
+    if found is None:
+        return False
+    correspondent = session.get_one(Person, found, with_for_update=True)
+    correspondent.merged_into = owner.id
+    record(
+        session,
+        clock,
+        Event(
+            actor,
+            "vault:correspondence:joined",
+            f"person:{owner.id}",
+            details={"correspondent": correspondent.id},
+        ),
+    )
+    return True
 
 
 def household(session: Session, person_id: str) -> list[str]:
