@@ -137,6 +137,10 @@ def _ingest(client: TestClient, make_key: Callable[[str], str]) -> None:
                         "time": "2026-11-25T08:00:00Z",
                         "person_id": user,
                         "ip": person["ip"],
+                        # Every field an event may carry, after sign-up as before it.
+                        "user_agent": OTHER_SEEDS["user_agent"],
+                        "location": OTHER_SEEDS["location"],
+                        "connection": "cellular",
                         "item": "export-button",
                     }
                     for user, person in zip(users, PEOPLE, strict=True)
