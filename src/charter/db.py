@@ -20,7 +20,18 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, String, Table, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    TypeDecorator,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Dialect, make_url
@@ -55,6 +66,22 @@ def column_length(model: type[Base], column: str) -> int:
     return length
 
 
+# Checked in this order: the sized types are kinds of Integer.
+_INTEGER_BITS = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
+
+
+def column_max(model: type[Base], column: str) -> int:
+    """The largest value a model's integer column holds: what a request may send for it (an
+    id, a cursor), so that a larger one is refused at the door, not overflowed in the driver."""
+    kind = table_of(model).c[column].type
+    # A variant (`BigInteger().with_variant(Integer, "sqlite")`) is its own type on
+    # PostgreSQL; SQLite's INTEGER holds 64 bits whatever the column declares.
+    for sized, bits in _INTEGER_BITS:
+        if isinstance(kind, sized):
+            return (1 << (bits - 1)) - 1
+    raise TypeError(f"{model.__name__}.{column} is not an integer column")
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message names it without a password."""
 
@@ -77,6 +104,20 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> dt.datetime | None:  # noqa: ARG002 - SQLAlchemy's signature
         return utc_from_text(value)
+
+
+# The times a `UTCDateTime` column holds: years of four digits, so that the stored text sorts.
+# A time from a request outside them (year 999, or one whose offset takes it past year 9999
+# in UTC) would compare wrongly with the stored ones, or not convert to UTC at all.
+EARLIEST_TIME = dt.datetime(1000, 1, 1, tzinfo=dt.UTC)
+LATEST_TIME = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def storable_time(moment: dt.datetime) -> bool:
+    """Whether `moment` is timezone-aware and, in UTC, from EARLIEST_TIME to LATEST_TIME:
+    a time a request may compare with the stored ones."""
+    # Comparing aware datetimes takes their offsets in without converting either: no overflow.
+    return moment.utcoffset() is not None and EARLIEST_TIME <= moment <= LATEST_TIME
 
 
 def utc_text(moment: dt.datetime) -> str:

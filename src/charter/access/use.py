@@ -17,7 +17,7 @@ from charter.access.decide import Decision, PersonState, decide
 from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.consent.choices import current_choices
-from charter.db import in_chunks, select_in, utc_text
+from charter.db import column_max, in_chunks, select_in, storable_time, utc_text
 from charter.errors import Unprocessable
 from charter.policy.compiled import CompiledPolicy
 from charter.staff.service import Actor
@@ -317,7 +317,10 @@ def deliver_disclosed(
 
 
 # Events are paged newest first, below the last id seen; the first page starts above them all.
-_BEYOND_EVERY_ID = 2**63 - 1
+_BEYOND_EVERY_ID = column_max(LogEvent, "id")
+# The ids a cursor may name in each phase: what the column holds, so that a cursor beyond it
+# is refused, not overflowed in the driver.
+_LAST_ID = {"records": column_max(Record, "id"), "events": _BEYOND_EVERY_ID}
 
 
 @dataclass(frozen=True)
@@ -336,13 +339,17 @@ class Cursor:
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor:
+        """The cursor of a `next`; refused (`invalid_cursor`) unless it is one this use could
+        have answered: an id the phase's column holds and, for records, a time it stores."""
         if text is None:
             return cls("records", None)
         parts = text.split("~")
         try:
             phase, position = parts[0], int(parts[1])
             at = dt.datetime.fromisoformat(parts[2]) if phase == "records" else None
-            if phase not in ("records", "events") or len(parts) != (3 if at else 2):
+            if phase not in _LAST_ID or len(parts) != (3 if at else 2):
+                raise ValueError(text)
+            if not 0 <= position <= _LAST_ID[phase] or (at is not None and not storable_time(at)):
                 raise ValueError(text)
         except (ValueError, IndexError, OverflowError):
             raise Unprocessable(

@@ -5,11 +5,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from charter.db import Base
-
-# The largest sequence number the column holds (a signed 64-bit BigInteger): what a reader may
-# ask for, too, so that a larger number is a 422 instead of an overflow in the driver.
-MAX_SEQ = 2**63 - 1
+from charter.db import Base, column_max
 
 
 class AuditEntry(Base):
@@ -31,6 +27,11 @@ class AuditEntry(Base):
     details: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# The largest sequence number the column holds: what a reader may ask for, too, so that a
+# larger number is a 422 instead of an overflow in the driver.
+MAX_SEQ = column_max(AuditEntry, "seq")
 
 
 class AuditHead(Base):

@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from charter.db import column_length
+from charter.db import column_length, column_max
 from charter.disclosures.guards import DisclosureRequest
 from charter.disclosures.ledger import (
     EXCLUSIONS_SHOWN,
@@ -31,13 +31,13 @@ from charter.disclosures.ledger import (
     record_export,
     requester_of,
 )
-from charter.disclosures.models import Disclosure
+from charter.disclosures.models import Disclosure, DisclosureExclusion
 from charter.errors import NotFound
 from charter.staff.service import Actor
 from charter.web.auth import FORM_BODY_BYTES, Permit
 from charter.web.contract import refusals
 from charter.web.deps import PolicyDep, ReadSession, RuntimeDep
-from charter.web.params import PersonId, PersonInPath, StaffName
+from charter.web.params import PersonId, PersonInPath, QueryTime, StaffName
 from charter.web.units import bulk_write_unit, write_unit
 
 router = APIRouter(prefix="/v1", tags=["disclosures"])
@@ -262,7 +262,10 @@ async def post_disclosure(
 
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-After = Annotated[int, Query(ge=0, le=2**31 - 1, description="The `next` of the page before.")]
+MAX_DISCLOSURE_ID = column_max(Disclosure, "id")
+After = Annotated[
+    int, Query(ge=0, le=MAX_DISCLOSURE_ID, description="The `next` of the page before.")
+]
 
 
 @dataclass
@@ -275,8 +278,8 @@ class LedgerFilters:
     person: Annotated[
         str | None, Query(max_length=32, description="Only disclosures of this person's data.")
     ] = None
-    since: Annotated[AwareDatetime | None, Query(description="From this time on.")] = None
-    until: Annotated[AwareDatetime | None, Query(description="Before this time.")] = None
+    since: Annotated[QueryTime | None, Query(description="From this time on.")] = None
+    until: Annotated[QueryTime | None, Query(description="Before this time.")] = None
 
     def as_dict(self) -> dict[str, str | dt.datetime | None]:
         return dataclasses.asdict(self)
@@ -351,11 +354,16 @@ def _ndjson(lines: Iterator[dict[str, object]], *, per_chunk: int = 1000) -> Ite
 )
 def list_exclusions(
     _: Reader,
-    disclosure_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    disclosure_id: Annotated[int, Path(ge=1, le=MAX_DISCLOSURE_ID)],
     session: ReadSession,
     *,
     after: Annotated[
-        int, Query(ge=0, le=2**31 - 1, description="The `next` of the page before.")
+        int,
+        Query(
+            ge=0,
+            le=column_max(DisclosureExclusion, "position"),
+            description="The `next` of the page before.",
+        ),
     ] = 0,
     limit: Limit = 1000,
 ) -> dict[str, Any]:

@@ -114,7 +114,13 @@ def _refusal(decision: Decision) -> JSONResponse:
     "/people/{person_id}/use",
     response_model=UseAnswer,
     responses={
-        **refusals(404, 410, _404="No such person (`person_not_found`)."),
+        **refusals(
+            404,
+            410,
+            422,
+            _404="No such person (`person_not_found`).",
+            _422="An `after` that is not a `next` this use could have answered (`invalid_cursor`).",
+        ),
         403: {
             "model": UseRefusal,
             "description": "The use is refused, by the policy or by the person's choices: "

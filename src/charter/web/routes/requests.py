@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -37,7 +37,7 @@ from charter.staff.service import Actor
 from charter.web.auth import Permit
 from charter.web.contract import refusals
 from charter.web.deps import PolicyDep, PublicCaller, ReadSession, RuntimeDep
-from charter.web.params import PersonId
+from charter.web.params import PersonId, QueryTime
 from charter.web.units import write_unit
 
 router = APIRouter(tags=["requests"])
@@ -247,7 +247,7 @@ def list_requests(
     state: Annotated[str | None, Query(max_length=24, description="Only in this state.")] = None,
     type: Annotated[str | None, Query(max_length=32, description="Only of this type.")] = None,
     due_before: Annotated[
-        AwareDatetime | None, Query(description="Only open requests due before this time.")
+        QueryTime | None, Query(description="Only open requests due before this time.")
     ] = None,
     after: Annotated[str | None, Query(max_length=32, description="The `next` before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
