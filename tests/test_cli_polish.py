@@ -379,6 +379,8 @@ def test_the_log_pages_on_and_says_how_to_get_the_next_page(log: Run) -> None:
     [
         (["--since", "yesterday"], ["--since", "ISO 8601"]),
         (["--until", "2026-13-01"], ["--until", "ISO 8601"]),
+        (["--until", "9999-12-31T23:59:59-01:00"], ["--until", "outside the years"]),
+        (["--since", "0001-01-01T00:00:00+01:00"], ["--since", "outside the years"]),
         (["--limit", "0"], ["--limit"]),
         (["--limit", "1001"], ["--limit"]),
         (["--after", "-1"], ["--after"]),

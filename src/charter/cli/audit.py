@@ -16,7 +16,7 @@ from charter.audit.chain import checkpoint as head_checkpoint
 from charter.audit.models import MAX_SEQ
 from charter.audit.reading import EntryView, next_after, page_entries
 from charter.cli import context
-from charter.cli.output import emit_json, fail, json_time
+from charter.cli.output import emit_json, fail, given_time, json_time
 from charter.cli.progress import progress_bar
 
 app = typer.Typer(no_args_is_help=True)
@@ -30,17 +30,6 @@ def _checkpoint(text: str) -> Checkpoint:
         return Checkpoint.parse(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-
-
-def _time(text: str) -> dt.datetime:
-    """An ISO 8601 time; one without an offset is taken as UTC, as every time Charter shows."""
-    try:
-        moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise typer.BadParameter(
-            f"'{text}' is not an ISO 8601 time, e.g. 2026-11-25 or 2026-11-25T09:30:00Z"
-        ) from None
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def _sequence(value: int) -> int:
@@ -73,7 +62,7 @@ def log(
     since: Annotated[
         dt.datetime | None,
         typer.Option(
-            parser=_time,
+            parser=given_time,
             metavar="TIME",
             help="Only entries recorded at TIME or later (ISO 8601; UTC unless it has an offset).",
         ),
@@ -81,7 +70,7 @@ def log(
     until: Annotated[
         dt.datetime | None,
         typer.Option(
-            parser=_time,
+            parser=given_time,
             metavar="TIME",
             help="Only entries recorded before TIME (ISO 8601; UTC unless it has an offset).",
         ),

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from charter.cli import context
-from charter.cli.output import emit_json, fail
+from charter.cli.output import emit_json, fail, given_time
 from charter.cli.progress import progress_bar
 from charter.disclosures.ledger import (
     count_disclosures,
@@ -41,10 +41,9 @@ def _moment(text: str | None, name: str) -> dt.datetime | None:
     if text is None:
         return None
     try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"--{name} is not a time in ISO 8601 (e.g. 2026-12-01 or 2026-12-01T09:30:00Z)")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+        return given_time(text)
+    except typer.BadParameter as exc:
+        fail(f"--{name}: {exc}", code=2)
 
 
 def _filters(**given: str | None) -> dict[str, Any]:

@@ -7,6 +7,27 @@ import json
 import sys
 from typing import Any, NoReturn
 
+import typer
+
+from charter.db import storable_time
+
+
+def given_time(text: str) -> dt.datetime:
+    """A time given on the command line, in ISO 8601; one without an offset is taken as UTC,
+    as every time Charter shows. One that is not a time, or outside what Charter stores, is a
+    usage error (`typer.BadParameter`)."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"'{text}' is not an ISO 8601 time, e.g. 2026-11-25 or 2026-11-25T09:30:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    if not storable_time(moment):
+        raise typer.BadParameter(f"'{text}' is outside the years Charter stores (1000 to 9999)")
+    return moment.astimezone(dt.UTC)
+
 
 def json_time(moment: dt.datetime | None) -> str | None:
     """A time as the API's JSON writes it: UTC, with a `Z` (`2026-11-25T12:00:00Z`, the
