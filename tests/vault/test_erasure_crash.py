@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,51 +28,13 @@ from charter.vault.collection import Submission, collect
 from charter.vault.crypto import decode_key
 from charter.vault.keystore import SqlKeyStore
 from charter.vault.recovery import recover
+from tests.crash import holding_writes, scalar, wait_for
 from tests.serving import Server, charter, service_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.clause("C2", "C3")]
 
 NAME = "Ottoline Example"
 EMAIL = "ottoline@example.com"
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)  # polling for the server to reach a step, not measuring
-
-
-@contextlib.contextmanager
-def holding_writes(url: str, table: str) -> Iterator[None]:
-    """Hold a lock that makes the server wait before it writes `table` of the database at
-    `url`: SQLite's one write lock, or a PostgreSQL table lock that lets readers on."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        connection = sqlite3.connect(str(parsed.database), isolation_level=None)
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            connection.execute("ROLLBACK")
-            connection.close()
-        return
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection, connection.begin():
-            connection.exec_driver_sql(f'LOCK TABLE "{table}" IN SHARE MODE')
-            yield
-    finally:
-        engine.dispose()
-
-
-def scalar(url: str, sql: str, **params: object) -> object:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(sa.text(sql), params).scalar()
-    finally:
-        engine.dispose()
 
 
 @dataclass

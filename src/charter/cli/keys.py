@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -166,9 +167,20 @@ def rotate_master(as_json: JsonFlag = False) -> None:
         finally:
             store.engine.dispose()
         if key_file is not None and pending is not None:
-            pending.replace(key_file)
+            try:
+                pending.replace(key_file)
+            except OSError as exc:
+                # The store opens with the pending key only now: say so, lest it be removed.
+                fail(
+                    f"the keys are re-wrapped under the new master key in {pending}, but it "
+                    f"could not replace {key_file} ({exc.strerror or exc}); keep it: it is the "
+                    "key that opens the store, and the next start of Charter puts it in place"
+                )
             _sync_directory(key_file.parent)
         _report(key_file, encode_key(new), count, as_json=as_json)
+        # Out before the outcome is recorded, which may wait for the database: with
+        # CHARTER_MASTER_KEY, what is printed is the only copy of the key that opens the store.
+        sys.stdout.flush()
         try:
             finish_rotation(db, context.clock, procedure, keys=count)
         except SQLAlchemyError:

@@ -9,7 +9,13 @@ import hashlib
 from charter.audit.chain import Event, record
 from charter.clock import Clock
 from charter.db import Database
-from charter.jobs.procedures import Recorded, finish_procedure, start_procedure, unfinished
+from charter.jobs.procedures import (
+    Recorded,
+    finish_procedure,
+    lock_procedure,
+    start_procedure,
+    unfinished,
+)
 
 SUBJECT = "vault:master_key"
 
@@ -45,9 +51,14 @@ def start_rotation(db: Database, clock: Clock, *, actor: str, old: bytes, new: b
 
 def finish_rotation(
     db: Database, clock: Clock, procedure: Recorded, *, keys: int | None, resumed: bool = False
-) -> None:
-    """Record that the key store is re-wrapped under the new key (`keys` of them, if known)."""
+) -> bool:
+    """Record that the key store is re-wrapped under the new key (`keys` of them, if known);
+    False if another process recorded the rotation's outcome first."""
     with db.writing() as session:
+        # Processes starting at once all find the rotation unfinished: locked, they take
+        # turns, and only the first records its outcome.
+        if lock_procedure(session, procedure.id).state != "started":
+            return False
         finish_procedure(session, clock, procedure.id, details={"keys": keys})
         record(
             session,
@@ -59,6 +70,7 @@ def finish_rotation(
                 details={"procedure": procedure.id, "keys": keys, "resumed": resumed},
             ),
         )
+    return True
 
 
 def settle_rotations(db: Database, clock: Clock, master: bytes, *, abandon: bool) -> int:
@@ -72,22 +84,26 @@ def settle_rotations(db: Database, clock: Clock, master: bytes, *, abandon: bool
     settled = 0
     for procedure in pending:
         if procedure.details.get("new") == in_use:
-            finish_rotation(db, clock, procedure, keys=None, resumed=True)
+            settled += finish_rotation(db, clock, procedure, keys=None, resumed=True)
         elif abandon:
-            with db.writing() as session:
-                finish_procedure(session, clock, procedure.id, state="abandoned")
-                record(
-                    session,
-                    clock,
-                    Event(
-                        procedure.actor,
-                        "vault:master_key:rotation_abandoned",
-                        SUBJECT,
-                        outcome="failed",
-                        details={"procedure": procedure.id},
-                    ),
-                )
-        else:
-            continue
-        settled += 1
+            settled += _abandon_rotation(db, clock, procedure)
     return settled
+
+
+def _abandon_rotation(db: Database, clock: Clock, procedure: Recorded) -> bool:
+    with db.writing() as session:
+        if lock_procedure(session, procedure.id).state != "started":
+            return False  # settled by another process meanwhile
+        finish_procedure(session, clock, procedure.id, state="abandoned")
+        record(
+            session,
+            clock,
+            Event(
+                procedure.actor,
+                "vault:master_key:rotation_abandoned",
+                SUBJECT,
+                outcome="failed",
+                details={"procedure": procedure.id},
+            ),
+        )
+    return True
