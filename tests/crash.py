@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -57,10 +58,16 @@ def waiting_for_locks(url: str) -> int:
     return int(str(scalar(url, sql)))
 
 
-def scalar(url: str, sql: str, **params: object) -> object:
+def rows(url: str, sql: str, **params: object) -> list[sa.Row[Any]]:
+    """The rows `sql` reads from the database at `url`, on a connection of its own."""
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
-            return connection.execute(sa.text(sql), params).scalar()
+            return list(connection.execute(sa.text(sql), params).all())
     finally:
         engine.dispose()
+
+
+def scalar(url: str, sql: str, **params: object) -> object:
+    found = rows(url, sql, **params)
+    return found[0][0] if found else None

@@ -39,7 +39,7 @@ from charter.vault.keystore import MasterKeyMismatch, SqlKeyStore
 from charter.vault.rotation import fingerprint
 from charter.web.app import create_app
 from tests.conftest import BACKEND, bearer
-from tests.crash import holding_writes, on_postgres, scalar, wait_for, waiting_for_locks
+from tests.crash import holding_writes, on_postgres, rows, scalar, wait_for, waiting_for_locks
 from tests.serving import CHARTER, Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.clause("C2", "C3")]
@@ -111,33 +111,21 @@ class Scene:
 
     def rotations(self) -> list[tuple[str, str]]:
         """(state, fingerprint of the new key) of each rotation recorded, oldest first."""
-        engine = make_engine(self.data_url)
-        try:
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    sa.text(
-                        "SELECT state, details FROM procedures "
-                        "WHERE kind = 'master_key_rotation' ORDER BY started_at"
-                    )
-                ).all()
-        finally:
-            engine.dispose()
-        return [(state, json.loads(details)["new"]) for state, details in rows]
+        found = rows(
+            self.data_url,
+            "SELECT state, details FROM procedures "
+            "WHERE kind = 'master_key_rotation' ORDER BY started_at",
+        )
+        return [(state, json.loads(details)["new"]) for state, details in found]
 
     def entries(self) -> list[tuple[str, dict[str, object]]]:
         """The audit log's entries of master key rotation, in order."""
-        engine = make_engine(self.data_url)
-        try:
-            with engine.connect() as connection:
-                rows = connection.execute(
-                    sa.text(
-                        "SELECT action, details FROM audit_entries "
-                        "WHERE action LIKE 'vault:master_key:%' ORDER BY seq"
-                    )
-                ).all()
-        finally:
-            engine.dispose()
-        return [(action, json.loads(details)) for action, details in rows]
+        found = rows(
+            self.data_url,
+            "SELECT action, details FROM audit_entries "
+            "WHERE action LIKE 'vault:master_key:%' ORDER BY seq",
+        )
+        return [(action, json.loads(details)) for action, details in found]
 
     def rotate_in_background(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as log:

@@ -397,15 +397,9 @@ def tamper_with_key(keys: SqlKeyStore, person: str) -> None:
     keys._cache.clear()
 
 
-def test_a_tampered_data_key_makes_the_person_unreadable_not_a_500(
-    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
-) -> None:
-    person = sign_up(client, service)
-    other = sign_up(client, service, "other@example.com")
-    tamper_with_key(keys, person)
-
-    used = use(client, service, person, "registration_authentication", ["identity.name"])
-    more = client.post(
+def answer_survey(client: TestClient, service: Headers, person: str) -> Any:
+    """The person answers the survey: a write that seals a new value under their key."""
+    return client.post(
         "/v1/collect",
         headers=service,
         json={
@@ -414,6 +408,17 @@ def test_a_tampered_data_key_makes_the_person_unreadable_not_a_500(
             "fields": {"answers": "fine"},
         },
     )
+
+
+def test_a_tampered_data_key_makes_the_person_unreadable_not_a_500(
+    client: TestClient, service: Headers, db: Database, keys: SqlKeyStore
+) -> None:
+    person = sign_up(client, service)
+    other = sign_up(client, service, "other@example.com")
+    tamper_with_key(keys, person)
+
+    used = use(client, service, person, "registration_authentication", ["identity.name"])
+    more = answer_survey(client, service, person)
     fine = use(client, service, other, "registration_authentication", ["identity.name"])
 
     assert used.status_code == 200, used.text
@@ -431,15 +436,7 @@ def test_a_tampered_key_found_while_writing_is_refused_and_recorded_in_its_own_u
     tamper_with_key(keys, person)
     before = actions(db)
 
-    more = client.post(
-        "/v1/collect",
-        headers=service,
-        json={
-            "collection_point": "survey",
-            "person": {"person_id": person},
-            "fields": {"answers": "fine"},
-        },
-    )
+    more = answer_survey(client, service, person)
     events = client.post(
         "/v1/events",
         headers=service,
